@@ -1,0 +1,183 @@
+/** Bindings to epoll (Linux): EPOLLONESHOT registrations re-armed with EPOLL_CTL_MOD, eventfd wake-ups. */
+import type { Backend, BackendHandle, Fd, Key, RawEvents } from '../core/backend.js';
+import { Interest, Ready } from '../core/flags.js';
+import { ReactorError } from '../core/errors.js';
+import { close, Errno, errno, read, syscallError, write } from './ffi/posix.js';
+import {
+  EFD_CLOEXEC,
+  EFD_NONBLOCK,
+  EPOLL_CLOEXEC,
+  EPOLL_CTL_ADD,
+  EPOLL_CTL_DEL,
+  EPOLL_CTL_MOD,
+  EPOLL_EVENT_DATA_OFFSET,
+  EPOLL_EVENT_SIZE,
+  EPOLLERR,
+  EPOLLHUP,
+  EPOLLIN,
+  EPOLLONESHOT,
+  EPOLLOUT,
+  EPOLLPRI,
+  EPOLLRDHUP,
+  epoll_create1,
+  epoll_ctl,
+  epoll_wait,
+  eventfd,
+} from './ffi/linux.js';
+
+/** struct epoll_event in 32-bit words. */
+const STRIDE = EPOLL_EVENT_SIZE / 4;
+const DATA_LO = EPOLL_EVENT_DATA_OFFSET / 4;
+const DATA_HI = DATA_LO + 1;
+const TWO_32 = 2 ** 32;
+
+/** The wake eventfd's key; never a core token. */
+const WAKE_KEY = 0;
+
+export interface EpollHandle extends BackendHandle {
+  readonly kind: 'epoll';
+  readonly epfd: number;
+  readonly wakefd: number;
+}
+
+/** Interest → epoll events: always dispatch-once; RDHUP so a peer's shutdown reads as hang-up. */
+function epollEvents(interest: number): number {
+  let events = EPOLLONESHOT;
+  if (interest & Interest.READABLE) events |= EPOLLIN | EPOLLRDHUP;
+  if (interest & Interest.WRITABLE) events |= EPOLLOUT;
+  return events;
+}
+
+/** epoll events → Ready bits. */
+function readiness(events: number): number {
+  let ready = 0;
+  if (events & (EPOLLIN | EPOLLPRI)) ready |= Ready.READABLE;
+  if (events & EPOLLOUT) ready |= Ready.WRITABLE;
+  if (events & (EPOLLHUP | EPOLLRDHUP)) ready |= Ready.HANGUP;
+  if (events & EPOLLERR) ready |= Ready.ERROR;
+  return ready;
+}
+
+export class EpollBackend implements Backend {
+  readonly kind = 'epoll';
+  /** Scratch struct epoll_event for epoll_ctl. */
+  private readonly ctlEvent = new Uint32Array(4);
+  private events = new Uint32Array(0);
+  private readonly counter = new BigUint64Array(1);
+  private readonly one = new BigUint64Array([1n]);
+
+  static open(): EpollBackend {
+    const epfd = epoll_create1(EPOLL_CLOEXEC);
+    if (epfd < 0) throw syscallError('epoll_create1', errno(), 'could not create an epoll instance');
+    const wakefd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+    if (wakefd < 0) {
+      const e = errno();
+      close(epfd);
+      throw syscallError('eventfd', e, 'could not create the wake-up eventfd');
+    }
+    const backend = new EpollBackend(epfd, wakefd);
+    try {
+      backend.ctl(EPOLL_CTL_ADD, wakefd, EPOLLIN | EPOLLONESHOT, WAKE_KEY);
+    } catch (e) {
+      backend.close();
+      throw e;
+    }
+    return backend;
+  }
+
+  static attach(handle: BackendHandle): EpollBackend {
+    const { epfd, wakefd } = handle;
+    if (!Number.isInteger(epfd) || !Number.isInteger(wakefd)) {
+      throw new ReactorError('EINVAL', 'not an epoll handle: pass what share() returned');
+    }
+    return new EpollBackend(epfd as number, wakefd as number);
+  }
+
+  private constructor(
+    private readonly epfd: number,
+    private readonly wakefd: number,
+  ) {}
+
+  add(fd: Fd, interest: number, key: Key): void {
+    this.ctl(EPOLL_CTL_ADD, fd, epollEvents(interest), key);
+  }
+
+  enable(fd: Fd, interest: number, key: Key): void {
+    this.ctl(EPOLL_CTL_MOD, fd, epollEvents(interest), key);
+  }
+
+  remove(fd: Fd, key: Key): void {
+    try {
+      this.ctl(EPOLL_CTL_DEL, fd, 0, key);
+    } catch (e) {
+      // The fd was closed (EBADF), or closed and its number reused by a file not in this epoll
+      // set (ENOENT): either way the kernel entry is already gone.
+      if (!(e instanceof ReactorError) || (e.code !== 'EBADF' && e.code !== 'ENOENT')) throw e;
+    }
+  }
+
+  wait(out: RawEvents, max: number, timeoutMs: number): number {
+    if (this.events.length < max * STRIDE) this.events = new Uint32Array(max * STRIDE);
+    const buf = this.events;
+    const n = epoll_wait(this.epfd, buf, max, timeoutMs);
+    if (n < 0) {
+      const e = errno();
+      if (e === Errno.EINTR) return 0;
+      throw syscallError('epoll_wait', e, 'waiting on the epoll instance failed');
+    }
+    let count = 0;
+    for (let i = 0, at = 0; i < n; i++, at += STRIDE) {
+      const key = buf[at + DATA_HI]! * TWO_32 + buf[at + DATA_LO]!;
+      if (key === WAKE_KEY) {
+        this.consumeWake();
+        continue;
+      }
+      out.keys[count] = key;
+      out.readiness[count] = readiness(buf[at]!);
+      count++;
+    }
+    return count;
+  }
+
+  wake(): void {
+    if (write(this.wakefd, this.one, 8) < 0) {
+      const e = errno();
+      // EAGAIN: the counter is near 2^64, so a wake-up is pending anyway.
+      if (e !== Errno.EAGAIN) throw syscallError('write', e, 'could not signal the wake-up eventfd');
+    }
+  }
+
+  close(): void {
+    close(this.wakefd);
+    close(this.epfd);
+  }
+
+  share(): EpollHandle {
+    return { kind: 'epoll', epfd: this.epfd, wakefd: this.wakefd };
+  }
+
+  /** Resets the eventfd and re-arms it: EPOLLONESHOT lets exactly one waiter see each wake-up. */
+  private consumeWake(): void {
+    read(this.wakefd, this.counter, 8);
+    this.ctl(EPOLL_CTL_MOD, this.wakefd, EPOLLIN | EPOLLONESHOT, WAKE_KEY);
+  }
+
+  private ctl(op: number, fd: number, events: number, key: Key): void {
+    const ev = this.ctlEvent;
+    ev[0] = events;
+    ev[DATA_LO] = key >>> 0;
+    ev[DATA_HI] = Math.floor(key / TWO_32);
+    if (epoll_ctl(this.epfd, op, fd, ev) === 0) return;
+    const e = errno();
+    throw syscallError('epoll_ctl', e, ctlFailure(op, fd, e));
+  }
+}
+
+function ctlFailure(op: number, fd: number, e: number): string {
+  const verb = op === EPOLL_CTL_ADD ? 'register' : op === EPOLL_CTL_MOD ? 're-arm' : 'remove';
+  if (e === Errno.EBADF) return `could not ${verb} fd ${fd}: it is not an open file descriptor`;
+  if (e === Errno.EPERM) return `could not ${verb} fd ${fd}: epoll does not support this kind of file (a regular file or directory?)`;
+  if (e === Errno.EEXIST) return `could not ${verb} fd ${fd}: the kernel already has it in this epoll set`;
+  if (e === Errno.ENOENT) return `could not ${verb} fd ${fd}: the kernel has no entry for it (was it closed?)`;
+  return `could not ${verb} fd ${fd}`;
+}

@@ -1,0 +1,57 @@
+/** The contract every kernel queue answers to (DESIGN.md section 4). */
+
+/** Which kernel queue a backend drives. */
+export type BackendKind = 'epoll' | 'kqueue' | 'iocp';
+
+/** A file descriptor, or a Windows SOCKET handle value. */
+export type Fd = number;
+
+/**
+ * The kernel's user data for a registration: the core's token (slot and generation), a safe
+ * integer below 2^53. The value 0 is never a token; a backend may use it for its own wake-ups.
+ */
+export type Key = number;
+
+/** Preallocated output of `Backend.wait`: the i-th event is (keys[i], readiness[i]). */
+export class RawEvents {
+  readonly keys: Float64Array;
+  /** `Ready` bits (READABLE, WRITABLE, HANGUP, ERROR) as the kernel reported them. */
+  readonly readiness: Int32Array;
+
+  constructor(readonly capacity: number) {
+    this.keys = new Float64Array(capacity);
+    this.readiness = new Int32Array(capacity);
+  }
+}
+
+/** A structured-cloneable description of a backend, for `attach` in another thread. */
+export interface BackendHandle {
+  readonly kind: BackendKind;
+  readonly [field: string]: unknown;
+}
+
+/**
+ * One kernel queue. It knows nothing of FORCEOS, threads or what a key means: every
+ * registration is armed dispatch-once (disabled on delivery), and the core does the rest.
+ * Failures are thrown as `ReactorError` with the errno name and the syscall.
+ */
+export interface Backend {
+  readonly kind: BackendKind;
+  /** Registers fd, armed, dispatch-once. */
+  add(fd: Fd, interest: number, key: Key): void;
+  /** Re-arms fd after a delivery, possibly with a new interest. */
+  enable(fd: Fd, interest: number, key: Key): void;
+  /** Removes fd; succeeds if the fd was already closed (its kernel entry is gone). */
+  remove(fd: Fd, key: Key): void;
+  /**
+   * Waits up to timeoutMs (-1: forever) and fills `out` with at most `max` events. Its own
+   * wake-ups are consumed here and not reported, so it may return 0 before the timeout.
+   */
+  wait(out: RawEvents, max: number, timeoutMs: number): number;
+  /** Makes one blocked `wait` return (at least one, if any is blocked). */
+  wake(): void;
+  /** Releases the kernel objects. Called once, when no thread uses them any more. */
+  close(): void;
+  /** A handle from which `attach` in another thread makes a backend over the same queue. */
+  share(): BackendHandle;
+}

@@ -1,0 +1,78 @@
+/** The public flag sets and their strict validation: an unknown bit is always EINVAL. */
+import { ReactorError } from './errors.js';
+
+/** What a registration waits for. Combine with `|`. */
+export const Interest = {
+  /** Data to read, a connection to accept, or end of stream. */
+  READABLE: 1,
+  /** Room to write, or a connect that completed. */
+  WRITABLE: 2,
+  /** Both of the above. */
+  BOTH: 3,
+} as const;
+
+/** What a delivered event reports, per token. Combine with `|`. */
+export const Ready = {
+  READABLE: 1,
+  WRITABLE: 2,
+  /** The peer closed or shut down its side. */
+  HANGUP: 4,
+  /** The socket has a pending error (read it with SO_ERROR). */
+  ERROR: 8,
+  /** Delivered because of `forceOneShot` (FORCEOS), whatever the fd's readiness. */
+  FORCED: 16,
+  /** Delivered because the registration's deadline passed; always with `FORCED`. */
+  TIMEOUT: 32,
+} as const;
+
+/** How a registration behaves after a delivery. */
+export const Mode = {
+  /** Disabled on delivery; the handler re-arms it with `rearm` (EV_DISPATCH, EPOLLONESHOT). */
+  DISPATCH: 'dispatch',
+  /** Freed on delivery; the token is dead once delivered (EV_ONESHOT). */
+  ONESHOT: 'oneshot',
+} as const;
+export type Mode = (typeof Mode)[keyof typeof Mode];
+
+/** Bits a backend may report for an fd (no FORCED or TIMEOUT: those come from the core). */
+export const KERNEL_READY_MASK = Ready.READABLE | Ready.WRITABLE | Ready.HANGUP | Ready.ERROR;
+
+/** Checks an interest argument: a non-empty combination of READABLE and WRITABLE. */
+export function checkInterest(interest: unknown): number {
+  if (typeof interest !== 'number' || !Number.isInteger(interest)) {
+    throw new ReactorError('EINVAL', `interest must be an integer made of Interest flags, got ${String(interest)}`);
+  }
+  if ((interest & ~Interest.BOTH) !== 0 || interest < 0) {
+    throw new ReactorError('EINVAL', `interest has unknown bits 0x${(interest & ~Interest.BOTH >>> 0).toString(16)}: use Interest.READABLE and/or Interest.WRITABLE`);
+  }
+  if (interest === 0) {
+    throw new ReactorError('EINVAL', 'interest is empty: pass Interest.READABLE, Interest.WRITABLE or both');
+  }
+  return interest;
+}
+
+/** Checks a mode argument. */
+export function checkMode(mode: unknown): Mode {
+  if (mode === Mode.DISPATCH || mode === Mode.ONESHOT) return mode;
+  throw new ReactorError('EINVAL', `mode must be Mode.DISPATCH or Mode.ONESHOT, got ${String(mode)}`);
+}
+
+/** Checks a file descriptor (or a Windows SOCKET): a non-negative 32-bit integer. */
+export function checkFd(fd: unknown): number {
+  if (typeof fd !== 'number' || !Number.isInteger(fd)) {
+    throw new ReactorError('EBADF', `fd must be a non-negative integer file descriptor, got ${String(fd)}`);
+  }
+  if (fd < 0 || fd > 0x7fffffff) {
+    throw new ReactorError('EBADF', `fd ${fd} is out of range: pass an open file descriptor`);
+  }
+  return fd;
+}
+
+/** Checks a timeout in milliseconds: -1 (or Infinity) waits forever, 0 polls. */
+export function checkTimeout(timeoutMs: unknown): number {
+  if (timeoutMs === Infinity || timeoutMs === -1) return -1;
+  if (typeof timeoutMs !== 'number' || !Number.isInteger(timeoutMs) || timeoutMs < 0 || timeoutMs > 0x7fffffff) {
+    throw new ReactorError('EINVAL', `timeout must be -1, Infinity or an integer number of milliseconds from 0 to 2^31-1, got ${String(timeoutMs)}`);
+  }
+  return timeoutMs;
+}

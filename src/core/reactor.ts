@@ -1,0 +1,478 @@
+/** Reactor: the public API, composing a Backend, the shared table and the ready queue. */
+import { RawEvents, type Backend, type BackendHandle, type BackendKind } from './backend.js';
+import { ReactorError } from './errors.js';
+import { Events } from './events.js';
+import { checkFd, checkInterest, checkMode, checkTimeout, Mode } from './flags.js';
+import { Lifetime } from './lifetime.js';
+import { ReadyQueue } from './ready-queue.js';
+import {
+  abortRearm,
+  ALREADY_FORCED,
+  beginDelete,
+  beginRearm,
+  BUSY,
+  claim,
+  claimQueued,
+  deliveredFlags,
+  endRearm,
+  force,
+  FORCED_PUSH,
+  genOf,
+  genOfToken,
+  MUST_FREE,
+  NOT_LIVE,
+  OK,
+  SLOT_LIMIT,
+  Table,
+  tokenOf,
+  type TableMemory,
+} from './table.js';
+import { attachBackend, openBackend, type BackendChoice } from '../backends/select.js';
+
+/** Options of `Reactor.open`. */
+export interface OpenOptions {
+  /** The kernel queue: `auto` (the platform's own, the default), `epoll`, `kqueue` or `iocp`. */
+  readonly backend?: BackendChoice;
+  /** The most registrations alive at once (default 65536, at most 2^22). */
+  readonly capacity?: number;
+}
+
+/** Options of `Reactor.add`. */
+export interface AddOptions {
+  /** DISPATCH (default): disabled on delivery until `rearm`. ONESHOT: freed on delivery. */
+  readonly mode?: Mode;
+}
+
+/** What `share` returns: structured-cloneable, for `Reactor.attach` in a worker thread. */
+export interface ReactorHandle {
+  readonly backend: BackendHandle;
+  readonly table: TableMemory;
+  readonly queue: SharedArrayBuffer;
+  readonly signals: SharedArrayBuffer;
+  readonly lifetime: SharedArrayBuffer;
+}
+
+/** Int32 words of the signals buffer, each on its own cache line. */
+const NOTIFIED = 0;
+const SLEEPERS = 16;
+const SIGNAL_INTS = 32;
+
+/** Ready bits a delivery result carries to the user (MUST_FREE and above stay inside). */
+const USER_FLAGS = MUST_FREE - 1;
+
+/**
+ * A dispatch-once event reactor shared by many threads. Each registration's event is active in
+ * at most one thread at a time: from its delivery until the handler calls `rearm` or `delete`.
+ *
+ * @example
+ * const r = Reactor.open();
+ * const t = r.add(fd, Interest.READABLE);
+ * const ev = new Events(64);
+ * const n = r.wait(ev, 1000);
+ * for (let i = 0; i < n; i++) { handle(ev.token(i), ev.flag(i)); r.rearm(ev.token(i)); }
+ */
+export class Reactor {
+  /** This thread's buffer for the backend's events, grown to the largest Events seen. */
+  private raw = new RawEvents(1);
+  private readonly words: Int32Array;
+  private readonly signals: Int32Array;
+
+  /**
+   * Opens a reactor on this platform's kernel queue.
+   *
+   * @example
+   * const r = Reactor.open({ capacity: 10000 });
+   */
+  static open(options: OpenOptions = {}): Reactor {
+    const capacity = options.capacity ?? 65536;
+    if (!Number.isInteger(capacity) || capacity < 1 || capacity > SLOT_LIMIT) {
+      throw new ReactorError('EINVAL', `capacity must be an integer from 1 to ${SLOT_LIMIT}, got ${String(capacity)}`);
+    }
+    const backend = openBackend(options.backend ?? 'auto');
+    return new Reactor(
+      backend,
+      Table.create(capacity),
+      ReadyQueue.create(capacity),
+      new SharedArrayBuffer(SIGNAL_INTS * 4),
+      Lifetime.memory(),
+    );
+  }
+
+  /**
+   * Joins, from another thread, the reactor that `share()` described.
+   *
+   * @example
+   * // in a worker: const r = Reactor.attach(workerData.reactor);
+   */
+  static attach(handle: ReactorHandle): Reactor {
+    const h = handle as Partial<ReactorHandle> | null;
+    if (
+      h === null ||
+      typeof h !== 'object' ||
+      typeof h.backend?.kind !== 'string' ||
+      !(h.table?.buffer instanceof SharedArrayBuffer) ||
+      !(h.queue instanceof SharedArrayBuffer) ||
+      !(h.signals instanceof SharedArrayBuffer) ||
+      !(h.lifetime instanceof SharedArrayBuffer)
+    ) {
+      throw new ReactorError('EINVAL', 'not a reactor handle: pass what reactor.share() returned');
+    }
+    const lifetime = new Lifetime(h.lifetime);
+    if (lifetime.closed) throw closedError();
+    return new Reactor(attachBackend(h.backend), Table.attach(h.table), new ReadyQueue(h.queue), h.signals, h.lifetime);
+  }
+
+  private readonly lifetime: Lifetime;
+
+  private constructor(
+    private readonly backend: Backend,
+    private readonly table: Table,
+    private readonly queue: ReadyQueue,
+    signals: SharedArrayBuffer,
+    lifetime: SharedArrayBuffer,
+  ) {
+    this.words = table.words;
+    this.signals = new Int32Array(signals);
+    this.lifetime = new Lifetime(lifetime);
+  }
+
+  /** The kernel queue in use. */
+  get kind(): BackendKind {
+    return this.backend.kind;
+  }
+
+  /** The most registrations alive at once. */
+  get capacity(): number {
+    return this.table.capacity;
+  }
+
+  /** True once any thread has called `close`. */
+  get closed(): boolean {
+    return this.lifetime.closed;
+  }
+
+  /**
+   * Registers fd, armed. Returns its token, a safe integer that is never reused for another
+   * registration while this one lives, and never valid again after it is deleted.
+   *
+   * @example
+   * const token = r.add(sock, Interest.READABLE, { mode: Mode.DISPATCH });
+   */
+  add(fd: number, interest: number, options: AddOptions = {}): number {
+    checkFd(fd);
+    checkInterest(interest);
+    const oneshot = checkMode(options.mode ?? Mode.DISPATCH) === Mode.ONESHOT;
+    this.enter();
+    try {
+      const token = this.table.allocate(fd, interest, oneshot);
+      if (token === -1) {
+        throw new ReactorError(
+          'EEXIST',
+          `fd ${fd} is already registered; closing an fd does not delete its registration: delete the old token first`,
+        );
+      }
+      if (token === -2) {
+        throw new ReactorError('ENOSPC', `all ${this.capacity} registrations are in use: delete some, or open with a larger capacity`);
+      }
+      try {
+        this.backend.add(fd, interest, token);
+      } catch (e) {
+        beginDelete(this.words, token % SLOT_LIMIT, genOfToken(token));
+        this.table.free(token % SLOT_LIMIT);
+        throw e;
+      }
+      return token;
+    } finally {
+      this.leave();
+    }
+  }
+
+  /**
+   * Ends the handling of a delivered event and re-arms it, optionally with a new interest.
+   * Readiness still present is delivered again (level semantics); a force made meanwhile is
+   * delivered now. Only the thread holding the event may call it.
+   *
+   * @example
+   * r.rearm(token, Interest.READABLE | Interest.WRITABLE);
+   */
+  rearm(token: number, interest?: number): void {
+    const slot = this.slotOf(token);
+    const gen = genOfToken(token);
+    const nextInterest = interest === undefined ? 0 : checkInterest(interest);
+    this.enter();
+    try {
+      const r = beginRearm(this.words, slot, gen);
+      if (r !== OK) throw this.rearmError(token, slot, gen, r === NOT_LIVE);
+      const table = this.table;
+      if (nextInterest !== 0) table.interests[slot] = nextInterest;
+      try {
+        this.backend.enable(table.fds[slot]!, table.interests[slot]!, token);
+      } catch (e) {
+        abortRearm(this.words, slot);
+        throw e;
+      }
+      if (endRearm(this.words, slot)) this.pushReady(slot);
+    } finally {
+      this.leave();
+    }
+  }
+
+  /**
+   * FORCEOS: delivers the registration exactly once more, flagged FORCED, to one thread: now if
+   * it is armed, or right after its handler re-arms if one holds it, never concurrently.
+   * Returns false if a force is already pending.
+   *
+   * @example
+   * if (idle) r.forceOneShot(token); // the handler sees Ready.FORCED and tears down
+   */
+  forceOneShot(token: number): boolean {
+    const slot = this.slotOf(token);
+    this.enter();
+    try {
+      const r = force(this.words, slot, genOfToken(token), false);
+      if (r === NOT_LIVE) throw notLive(token);
+      if (r === ALREADY_FORCED) return false;
+      if (r === FORCED_PUSH) this.pushReady(slot);
+      return true;
+    } finally {
+      this.leave();
+    }
+  }
+
+  /**
+   * Deletes a registration from any thread. Its token is dead at once: no event is delivered
+   * for it afterwards and every call with it fails with ENOENT. Succeeds if the fd was already
+   * closed.
+   *
+   * @example
+   * r.delete(token); close(fd);
+   */
+  delete(token: number): void {
+    const slot = this.slotOf(token);
+    const gen = genOfToken(token);
+    this.enter();
+    try {
+      for (let spins = 0; ; spins++) {
+        const r = beginDelete(this.words, slot, gen);
+        if (r === OK) break;
+        if (r !== BUSY) throw notLive(token);
+        backOff(spins); // a rearm's kernel call is in flight: it ends in microseconds
+      }
+      this.freeSlot(slot, token, false);
+    } finally {
+      this.leave();
+    }
+  }
+
+  /**
+   * Waits for events and fills `events`; returns how many. -1 (the default) waits for ever.
+   * Returns 0 on timeout, after `notify`, or when the reactor is closed meanwhile. Blocks the
+   * calling thread: on the main thread prefer a timeout of 0.
+   *
+   * @example
+   * const n = r.wait(ev, 1000);
+   */
+  wait(events: Events, timeoutMs: number = -1): number {
+    if (!(events instanceof Events)) throw new ReactorError('EINVAL', 'wait needs an Events batch: new Events(capacity)');
+    const timeout = checkTimeout(timeoutMs);
+    if (this.raw.capacity < events.capacity) this.raw = new RawEvents(events.capacity);
+    this.enter();
+    let n = 0;
+    try {
+      n = this.collect(events, timeout);
+    } finally {
+      this.leave();
+    }
+    events.length = n;
+    return n;
+  }
+
+  /**
+   * Makes one blocked `wait` return (0 if it has nothing else), or the next one if none is
+   * blocked.
+   *
+   * @example
+   * r.notify();
+   */
+  notify(): void {
+    this.enter();
+    try {
+      Atomics.store(this.signals, NOTIFIED, 1);
+      if (Atomics.load(this.signals, SLEEPERS) > 0) this.backend.wake();
+    } finally {
+      this.leave();
+    }
+  }
+
+  /**
+   * Closes the reactor for every thread: blocked waits return promptly, later calls fail with
+   * ECLOSED, and the kernel objects are released once the last waiter has left. Idempotent.
+   *
+   * @example
+   * r.close();
+   */
+  close(): void {
+    if (!this.lifetime.enter()) return;
+    this.lifetime.close();
+    try {
+      this.backend.wake();
+    } finally {
+      this.leave();
+    }
+  }
+
+  /**
+   * A structured-cloneable handle for `Reactor.attach` in a worker thread.
+   *
+   * @example
+   * new Worker(file, { workerData: { reactor: r.share() } });
+   */
+  share(): ReactorHandle {
+    return {
+      backend: this.backend.share(),
+      table: this.table.memory,
+      queue: this.queue.buffer,
+      signals: this.signals.buffer as SharedArrayBuffer,
+      lifetime: this.lifetime.buffer,
+    };
+  }
+
+  /** Kernel events first, then the ready queue, until something is delivered or time is up. */
+  private collect(events: Events, timeout: number): number {
+    const signals = this.signals;
+    const start = timeout > 0 ? performance.now() : 0;
+    let remaining = timeout;
+    for (;;) {
+      let got: number;
+      if (remaining !== 0 && this.queue.length === 0) {
+        // Count in as a sleeper before the last checks: a push, notify or close that misses
+        // this waiter's checks sees the count and wakes it.
+        Atomics.add(signals, SLEEPERS, 1);
+        const pending = this.queue.length !== 0 || Atomics.load(signals, NOTIFIED) !== 0 || this.lifetime.closed;
+        try {
+          got = this.backend.wait(this.raw, events.capacity, pending ? 0 : remaining);
+        } finally {
+          Atomics.sub(signals, SLEEPERS, 1);
+        }
+      } else {
+        got = this.backend.wait(this.raw, events.capacity, 0);
+      }
+      let n = this.claimKernelEvents(events, got);
+      n = this.claimQueued(events, n);
+      // The backend may have swallowed a wake-up meant for a close or a notify: pass it on.
+      if (this.lifetime.closed) {
+        this.backend.wake();
+        return n;
+      }
+      if (n > 0) {
+        if (Atomics.load(signals, NOTIFIED) !== 0 && Atomics.load(signals, SLEEPERS) > 0) this.backend.wake();
+        return n;
+      }
+      if (Atomics.exchange(signals, NOTIFIED, 0) !== 0 || remaining === 0) return 0;
+      if (remaining > 0) {
+        remaining = Math.ceil(timeout - (performance.now() - start));
+        if (remaining <= 0) return 0;
+      }
+    }
+  }
+
+  private claimKernelEvents(events: Events, got: number): number {
+    const raw = this.raw;
+    const capacity = this.table.capacity;
+    let n = 0;
+    for (let i = 0; i < got; i++) {
+      const key = raw.keys[i]!;
+      const slot = key % SLOT_LIMIT;
+      if (slot >= capacity) continue;
+      const gen = genOfToken(key);
+      const flags = claim(this.words, slot, gen, raw.readiness[i]!);
+      if (flags <= 0) continue;
+      events.tokens[n] = key;
+      events.flags[n] = flags & USER_FLAGS;
+      n++;
+      if (flags & MUST_FREE) this.freeSlot(slot, key, true);
+    }
+    return n;
+  }
+
+  private claimQueued(events: Events, n: number): number {
+    const capacity = events.capacity;
+    while (n < capacity) {
+      const slot = this.queue.pop();
+      if (slot < 0) return n;
+      const word = claimQueued(this.words, slot);
+      if (word === 0) continue;
+      const flags = deliveredFlags(word, 0);
+      const token = tokenOf(slot, genOf(word));
+      events.tokens[n] = token;
+      events.flags[n] = flags & USER_FLAGS;
+      n++;
+      if (flags & MUST_FREE) this.freeSlot(slot, token, true);
+    }
+    // No room left: hand what is still queued to another waiter.
+    if (this.queue.length !== 0 && Atomics.load(this.signals, SLEEPERS) > 0) this.backend.wake();
+    return n;
+  }
+
+  /**
+   * A DELETING slot: remove its kernel entry, then free it with the next generation. `retire`
+   * (a ONESHOT delivery) remembers the generation, so a rearm of it says why it fails.
+   */
+  private freeSlot(slot: number, token: number, retire: boolean): void {
+    const table = this.table;
+    try {
+      this.backend.remove(table.fds[slot]!, token);
+    } finally {
+      if (retire) table.retired[slot] = genOfToken(token);
+      table.free(slot);
+    }
+  }
+
+  private pushReady(slot: number): void {
+    this.queue.push(slot);
+    if (Atomics.load(this.signals, SLEEPERS) > 0) this.backend.wake();
+  }
+
+  private slotOf(token: number): number {
+    if (typeof token !== 'number' || !Number.isSafeInteger(token) || token < 0) {
+      throw new ReactorError('EINVAL', `a token is a non-negative safe integer returned by add(), got ${String(token)}`);
+    }
+    const slot = token % SLOT_LIMIT;
+    if (slot >= this.table.capacity) throw notLive(token);
+    return slot;
+  }
+
+  private rearmError(token: number, slot: number, gen: number, dead: boolean): ReactorError {
+    if (!dead) {
+      return new ReactorError('EINVAL', `token ${token} is not held by a handler: rearm only after wait() delivered it, once`);
+    }
+    if (this.table.retired[slot] === gen) {
+      return new ReactorError('EINVAL', `token ${token} was a ONESHOT registration, freed at delivery: add the fd again instead`);
+    }
+    return notLive(token);
+  }
+
+  private enter(): void {
+    if (!this.lifetime.enter()) throw closedError();
+  }
+
+  private leave(): void {
+    if (this.lifetime.leave()) this.backend.close();
+  }
+}
+
+function notLive(token: number): ReactorError {
+  return new ReactorError('ENOENT', `token ${token} is not live: its registration was deleted, or freed at delivery`);
+}
+
+function closedError(): ReactorError {
+  return new ReactorError('ECLOSED', 'the reactor is closed: open a new one');
+}
+
+const pause = new Int32Array(new SharedArrayBuffer(4));
+
+/** Spin briefly, then sleep in growing steps; Atomics.wait is allowed on every Node thread. */
+function backOff(spins: number): void {
+  if (spins < 64) return;
+  Atomics.wait(pause, 0, 0, Math.min(1, (spins - 63) * 0.01));
+}

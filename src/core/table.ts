@@ -1,0 +1,400 @@
+/**
+ * Registration slots in shared memory and their state machine (DESIGN.md section 3).
+ *
+ * Each slot has one Int32 state word holding the state, the flags and the generation, so that
+ * every transition is a single compareExchange that also checks the generation: an operation
+ * with a stale token can never touch a newer registration of the same slot.
+ *
+ * The transitions are plain functions over the words array, with the side effects (kernel
+ * calls, ready-queue pushes) left to the caller, so a test can drive them through every
+ * interleaving.
+ */
+import { Mutex } from './mutex.js';
+import { Ready } from './flags.js';
+
+// ---- The state word -------------------------------------------------------------------------
+
+/** Bits 0-2: the state. */
+export const STATE = 0b111;
+export const FREE = 0;
+export const ARMED = 1;
+export const ACTIVE = 2;
+export const REARMING = 3;
+export const DELETING = 4;
+
+/** F: a forced delivery (FORCEOS) is pending. */
+export const FORCE = 1 << 3;
+/** T: the pending force came from a deadline; delivered as TIMEOUT. Only with F. */
+export const TIMEOUT = 1 << 4;
+/** Q: the slot sits in the ready queue. Survives free and reuse: the entry names the slot. */
+export const QUEUED = 1 << 5;
+/** The registration is ONESHOT: freed at delivery. */
+export const ONESHOT = 1 << 6;
+/** P: readiness the kernel reported while the slot was REARMING (Ready bits, shifted). */
+export const PENDING_SHIFT = 7;
+export const PENDING = 0xf << PENDING_SHIFT;
+/** Bits 11-31: the generation, 1 to 2^21 - 1; it changes every time the slot is freed. */
+export const GEN_SHIFT = 11;
+export const GEN_LIMIT = 1 << 21;
+
+/** Tokens are `generation * SLOT_LIMIT + slot`: at most 43 bits, a safe integer. */
+export const SLOT_BITS = 22;
+export const SLOT_LIMIT = 1 << SLOT_BITS;
+
+export function stateOf(word: number): number {
+  return word & STATE;
+}
+
+export function genOf(word: number): number {
+  return word >>> GEN_SHIFT;
+}
+
+export function nextGen(gen: number): number {
+  return gen + 1 < GEN_LIMIT ? gen + 1 : 1;
+}
+
+export function tokenOf(slot: number, gen: number): number {
+  return gen * SLOT_LIMIT + slot;
+}
+
+export function slotOfToken(token: number): number {
+  return token % SLOT_LIMIT;
+}
+
+export function genOfToken(token: number): number {
+  return Math.floor(token / SLOT_LIMIT);
+}
+
+/** The flags a delivery carries for the force bits of a word. */
+function forcedFlags(word: number): number {
+  if ((word & FORCE) === 0) return 0;
+  return (word & TIMEOUT) !== 0 ? Ready.FORCED | Ready.TIMEOUT : Ready.FORCED;
+}
+
+// ---- Transitions ----------------------------------------------------------------------------
+// Each returns what the caller must do; none performs a syscall.
+
+/** `claim` result: the event is not for a live, armed registration; drop it. */
+export const DROPPED = 0;
+/** `claim` result: the slot is REARMING; the readiness was left for the re-arming thread. */
+export const HANDED_ON = -1;
+/** Bit in a delivery result: the registration is ONESHOT and now DELETING; remove and free it. */
+export const MUST_FREE = 1 << 8;
+
+/**
+ * A waiter got a kernel event for (slot, gen). ARMED → ACTIVE (delivered); REARMING → +P
+ * (handed on); anything else, or another generation: dropped, which loses nothing because a
+ * re-arm re-checks readiness. Returns the delivered Ready bits, possibly with MUST_FREE.
+ */
+export function claim(words: Int32Array, slot: number, gen: number, readiness: number): number {
+  for (;;) {
+    const w = Atomics.load(words, slot);
+    if (genOf(w) !== gen) return DROPPED;
+    const state = w & STATE;
+    if (state === ARMED) {
+      const next = activate(w);
+      if (Atomics.compareExchange(words, slot, w, next) === w) return deliveredFlags(w, readiness);
+    } else if (state === REARMING) {
+      const next = w | ((readiness << PENDING_SHIFT) & PENDING);
+      if (next === w || Atomics.compareExchange(words, slot, w, next) === w) return HANDED_ON;
+    } else {
+      return DROPPED;
+    }
+  }
+}
+
+/**
+ * A waiter popped `slot` from the ready queue. Clears Q, then delivers if the slot is ARMED
+ * with a force or handed-on readiness pending, whatever its generation (the entry names the
+ * slot, so a stale entry never hides a newer registration's force). Returns the word it
+ * delivered from (never 0: generations start at 1), for `deliveredFlags` and `genOf`, or
+ * DROPPED.
+ */
+export function claimQueued(words: Int32Array, slot: number): number {
+  for (;;) {
+    const w = Atomics.load(words, slot);
+    const cleared = w & ~QUEUED;
+    const deliver = (w & STATE) === ARMED && (w & (FORCE | PENDING)) !== 0;
+    const next = deliver ? activate(cleared) : cleared;
+    if (Atomics.compareExchange(words, slot, w, next) === w) return deliver ? w : DROPPED;
+  }
+}
+
+/** ARMED → ACTIVE, or → DELETING for ONESHOT; the force and pending bits are consumed. */
+function activate(word: number): number {
+  const rest = word & ~(STATE | FORCE | TIMEOUT | PENDING);
+  return rest | ((word & ONESHOT) !== 0 ? DELETING : ACTIVE);
+}
+
+/** The Ready bits delivered from `word` with kernel `readiness`, plus MUST_FREE for ONESHOT. */
+export function deliveredFlags(word: number, readiness: number): number {
+  const flags = readiness | ((word & PENDING) >>> PENDING_SHIFT) | forcedFlags(word);
+  return (word & ONESHOT) !== 0 ? flags | MUST_FREE : flags;
+}
+
+/** `beginRearm` / `force` / `beginDelete` result: no live registration has that token. */
+export const NOT_LIVE = -1;
+/** `beginRearm` result: the registration is live but not held by a handler. */
+export const NOT_ACTIVE = -2;
+/** `beginDelete` result: a rearm is in flight; try again once it ends. */
+export const BUSY = -3;
+export const OK = 0;
+
+/** The holder re-arms: ACTIVE[+F] → REARMING[+F]. The kernel enable comes next. */
+export function beginRearm(words: Int32Array, slot: number, gen: number): number {
+  for (;;) {
+    const w = Atomics.load(words, slot);
+    if (genOf(w) !== gen) return NOT_LIVE;
+    const state = w & STATE;
+    if (state !== ACTIVE) return state === FREE || state === DELETING ? NOT_LIVE : NOT_ACTIVE;
+    if (Atomics.compareExchange(words, slot, w, (w & ~STATE) | REARMING) === w) return OK;
+  }
+}
+
+/**
+ * The kernel enable is done: REARMING[+F][+P] → ARMED[+F][+P]. Returns true when the caller
+ * must push the slot to the ready queue (a force or handed-on readiness is pending and the slot
+ * was not queued yet; Q is now set).
+ */
+export function endRearm(words: Int32Array, slot: number): boolean {
+  for (;;) {
+    const w = Atomics.load(words, slot);
+    const pending = (w & (FORCE | PENDING)) !== 0;
+    const push = pending && (w & QUEUED) === 0;
+    const next = ((w & ~STATE) | ARMED) | (push ? QUEUED : 0);
+    if (Atomics.compareExchange(words, slot, w, next) === w) return push;
+  }
+}
+
+/** The kernel enable failed: REARMING → ACTIVE, the holder still holds it. Pending bits stay. */
+export function abortRearm(words: Int32Array, slot: number): void {
+  for (;;) {
+    const w = Atomics.load(words, slot);
+    if (Atomics.compareExchange(words, slot, w, (w & ~STATE) | ACTIVE) === w) return;
+  }
+}
+
+/** `force` result: forced, and the caller must push the slot to the ready queue (Q is set). */
+export const FORCED_PUSH = 1;
+/** `force` result: forced; the delivery comes when the holder re-arms, or from the queue. */
+export const FORCED_LATER = 2;
+/** `force` result: a force is already pending. */
+export const ALREADY_FORCED = 3;
+
+/**
+ * FORCEOS from any thread: sets F (and T for a deadline). ARMED: queued for one waiter;
+ * ACTIVE or REARMING: delivered after the holder re-arms. One force at a time.
+ */
+export function force(words: Int32Array, slot: number, gen: number, timeout: boolean): number {
+  for (;;) {
+    const w = Atomics.load(words, slot);
+    if (genOf(w) !== gen) return NOT_LIVE;
+    const state = w & STATE;
+    if (state === FREE || state === DELETING) return NOT_LIVE;
+    if ((w & FORCE) !== 0) return ALREADY_FORCED;
+    const push = state === ARMED && (w & QUEUED) === 0;
+    const next = w | FORCE | (timeout ? TIMEOUT : 0) | (push ? QUEUED : 0);
+    if (Atomics.compareExchange(words, slot, w, next) === w) return push ? FORCED_PUSH : FORCED_LATER;
+  }
+}
+
+/** ARMED or ACTIVE → DELETING. A REARMING slot answers BUSY: wait it out and call again. */
+export function beginDelete(words: Int32Array, slot: number, gen: number): number {
+  for (;;) {
+    const w = Atomics.load(words, slot);
+    if (genOf(w) !== gen) return NOT_LIVE;
+    const state = w & STATE;
+    if (state === REARMING) return BUSY;
+    if (state !== ARMED && state !== ACTIVE) return NOT_LIVE;
+    if (Atomics.compareExchange(words, slot, w, (w & ~STATE) | DELETING) === w) return OK;
+  }
+}
+
+/** DELETING → FREE with the next generation. Only Q survives (a queue entry may still name it). */
+export function release(words: Int32Array, slot: number): void {
+  for (;;) {
+    const w = Atomics.load(words, slot);
+    const next = (w & QUEUED) | (nextGen(genOf(w)) << GEN_SHIFT) | FREE;
+    if (Atomics.compareExchange(words, slot, w, next) === w) return;
+  }
+}
+
+/** FREE → ARMED, keeping the generation set at release and Q. Returns the new token. */
+export function arm(words: Int32Array, slot: number, oneshot: boolean): number {
+  for (;;) {
+    const w = Atomics.load(words, slot);
+    const next = (w & (QUEUED | ~((1 << GEN_SHIFT) - 1))) | ARMED | (oneshot ? ONESHOT : 0);
+    if (Atomics.compareExchange(words, slot, w, next) === w) return tokenOf(slot, genOf(w));
+  }
+}
+
+// ---- The shared table -----------------------------------------------------------------------
+
+/** Int32 words of the table's header, before the per-slot arrays. */
+const LOCK = 0;
+const FREE_HEAD = 1;
+const FREE_TAIL = 2;
+const HEADER = 4;
+
+/** Shared memory a table needs: handed to `Table.attach` in another thread. */
+export interface TableMemory {
+  readonly capacity: number;
+  readonly buffer: SharedArrayBuffer;
+}
+
+/**
+ * The registrations of one reactor: state words, fds, interests, a FIFO free list (so a slot's
+ * generation wraps only after 2^21 reuses of every slot) and an fd → slot index enforcing one
+ * live registration per fd. Allocation and freeing take a mutex; transitions never do.
+ */
+export class Table {
+  /** The state words, indexed by slot. */
+  readonly words: Int32Array;
+  readonly fds: Int32Array;
+  readonly interests: Int32Array;
+  /** Per slot, the generation of the last ONESHOT registration freed at delivery. */
+  readonly retired: Int32Array;
+  private readonly header: Int32Array;
+  private readonly freeRing: Int32Array;
+  /** Open addressing by fd: keys hold fd + 1 (0 is empty), values the slot. */
+  private readonly fdKeys: Int32Array;
+  private readonly fdSlots: Int32Array;
+  private readonly fdMask: number;
+  private readonly mutex: Mutex;
+
+  static create(capacity: number): Table {
+    const buckets = fdBuckets(capacity);
+    const ints = HEADER + capacity * 5 + buckets * 2;
+    const buffer = new SharedArrayBuffer(ints * 4);
+    const table = new Table({ capacity, buffer });
+    table.words.fill(1 << GEN_SHIFT);
+    for (let i = 0; i < capacity; i++) table.freeRing[i] = i;
+    table.header[FREE_TAIL] = capacity;
+    return table;
+  }
+
+  static attach(memory: TableMemory): Table {
+    return new Table(memory);
+  }
+
+  private constructor(readonly memory: TableMemory) {
+    const { capacity, buffer } = memory;
+    const buckets = fdBuckets(capacity);
+    let at = 0;
+    const take = (n: number): Int32Array => {
+      const view = new Int32Array(buffer, at * 4, n);
+      at += n;
+      return view;
+    };
+    this.header = take(HEADER);
+    this.words = take(capacity);
+    this.fds = take(capacity);
+    this.interests = take(capacity);
+    this.retired = take(capacity);
+    this.freeRing = take(capacity);
+    this.fdKeys = take(buckets);
+    this.fdSlots = take(buckets);
+    this.fdMask = buckets - 1;
+    this.mutex = new Mutex(this.header, LOCK);
+  }
+
+  get capacity(): number {
+    return this.memory.capacity;
+  }
+
+  /**
+   * Takes a free slot for fd and arms it. Returns the token, or -1 when fd already has a live
+   * registration, or -2 when the table is full.
+   */
+  allocate(fd: number, interest: number, oneshot: boolean): number {
+    this.mutex.lock();
+    try {
+      if (this.lookup(fd) >= 0) return -1;
+      const h = this.header;
+      if (h[FREE_HEAD] === h[FREE_TAIL]) return -2;
+      const head = h[FREE_HEAD]!;
+      const slot = this.freeRing[head % this.capacity]!;
+      h[FREE_HEAD] = (head + 1) % (2 * this.capacity);
+      this.insert(fd, slot);
+      this.fds[slot] = fd;
+      this.interests[slot] = interest;
+      return arm(this.words, slot, oneshot);
+    } finally {
+      this.mutex.unlock();
+    }
+  }
+
+  /** Frees a DELETING slot: next generation, fd index entry gone, slot back on the free list. */
+  free(slot: number): void {
+    this.mutex.lock();
+    try {
+      this.remove(this.fds[slot]!);
+      release(this.words, slot);
+      const h = this.header;
+      const tail = h[FREE_TAIL]!;
+      this.freeRing[tail % this.capacity] = slot;
+      h[FREE_TAIL] = (tail + 1) % (2 * this.capacity);
+    } finally {
+      this.mutex.unlock();
+    }
+  }
+
+  /** The slot holding a live registration for fd, or -1. */
+  slotOfFd(fd: number): number {
+    this.mutex.lock();
+    try {
+      return this.lookup(fd);
+    } finally {
+      this.mutex.unlock();
+    }
+  }
+
+  private lookup(fd: number): number {
+    for (let i = hashFd(fd) & this.fdMask; ; i = (i + 1) & this.fdMask) {
+      const key = this.fdKeys[i]!;
+      if (key === 0) return -1;
+      if (key === fd + 1) return this.fdSlots[i]!;
+    }
+  }
+
+  private insert(fd: number, slot: number): void {
+    let i = hashFd(fd) & this.fdMask;
+    while (this.fdKeys[i] !== 0) i = (i + 1) & this.fdMask;
+    this.fdKeys[i] = fd + 1;
+    this.fdSlots[i] = slot;
+  }
+
+  /** Linear-probing delete by backward shift, so lookups never need tombstones. */
+  private remove(fd: number): void {
+    const keys = this.fdKeys;
+    const mask = this.fdMask;
+    let i = hashFd(fd) & mask;
+    while (keys[i] !== fd + 1) {
+      if (keys[i] === 0) return;
+      i = (i + 1) & mask;
+    }
+    for (let j = (i + 1) & mask; keys[j] !== 0; j = (j + 1) & mask) {
+      const home = hashFd(keys[j]! - 1) & mask;
+      // Move j back to the hole at i unless its home lies cyclically in (i, j].
+      if (((j - home) & mask) >= ((j - i) & mask)) {
+        keys[i] = keys[j]!;
+        this.fdSlots[i] = this.fdSlots[j]!;
+        i = j;
+      }
+    }
+    keys[i] = 0;
+  }
+}
+
+/** Twice the capacity, rounded up to a power of two: probe chains stay short. */
+function fdBuckets(capacity: number): number {
+  let n = 16;
+  while (n < capacity * 2) n *= 2;
+  return n;
+}
+
+/** fd numbers are dense and small: multiply and fold so they spread over every bucket. */
+function hashFd(fd: number): number {
+  const h = Math.imul(fd, 0x9e3779b1);
+  return (h ^ (h >>> 16)) >>> 0;
+}
