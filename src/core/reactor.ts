@@ -343,22 +343,27 @@ export class Reactor {
     const start = timeout > 0 ? performance.now() : 0;
     let remaining = timeout;
     for (;;) {
+      // Software deliveries first, up to half the batch, so that neither kind starves the other.
+      let n = this.claimQueued(events, 0, Math.max(1, events.capacity >> 1));
+      const room = events.capacity - n;
       let got: number;
-      if (remaining !== 0 && this.queue.length === 0) {
+      if (n === 0 && remaining !== 0 && this.queue.length === 0) {
         // Count in as a sleeper before the last checks: a push, notify or close that misses
         // this waiter's checks sees the count and wakes it.
         Atomics.add(signals, SLEEPERS, 1);
         const pending = this.queue.length !== 0 || Atomics.load(signals, NOTIFIED) !== 0 || this.lifetime.closed;
         try {
-          got = this.backend.wait(this.raw, events.capacity, pending ? 0 : remaining);
+          got = this.backend.wait(this.raw, room, pending ? 0 : remaining);
         } finally {
           Atomics.sub(signals, SLEEPERS, 1);
         }
       } else {
-        got = this.backend.wait(this.raw, events.capacity, 0);
+        got = room > 0 ? this.backend.wait(this.raw, room, 0) : 0;
       }
-      let n = this.claimKernelEvents(events, got);
-      n = this.claimQueued(events, n);
+      n = this.claimKernelEvents(events, n, got);
+      n = this.claimQueued(events, n, events.capacity);
+      // No room left for the rest of the queue: hand it to another waiter.
+      if (this.queue.length !== 0 && Atomics.load(signals, SLEEPERS) > 0) this.backend.wake();
       // The backend may have swallowed a wake-up meant for a close or a notify: pass it on.
       if (this.lifetime.closed) {
         this.backend.wake();
@@ -376,10 +381,10 @@ export class Reactor {
     }
   }
 
-  private claimKernelEvents(events: Events, got: number): number {
+  /** Claims the backend's `got` raw events into `events` from index n; returns the new count. */
+  private claimKernelEvents(events: Events, n: number, got: number): number {
     const raw = this.raw;
     const capacity = this.table.capacity;
-    let n = 0;
     for (let i = 0; i < got; i++) {
       const key = raw.keys[i]!;
       const slot = key % SLOT_LIMIT;
@@ -395,9 +400,9 @@ export class Reactor {
     return n;
   }
 
-  private claimQueued(events: Events, n: number): number {
-    const capacity = events.capacity;
-    while (n < capacity) {
+  /** Pops the ready queue into `events` from index n up to `limit`; returns the new count. */
+  private claimQueued(events: Events, n: number, limit: number): number {
+    while (n < limit) {
       const slot = this.queue.pop();
       if (slot < 0) return n;
       const word = claimQueued(this.words, slot);
@@ -409,8 +414,6 @@ export class Reactor {
       n++;
       if (flags & MUST_FREE) this.freeSlot(slot, token, true);
     }
-    // No room left: hand what is still queued to another waiter.
-    if (this.queue.length !== 0 && Atomics.load(this.signals, SLEEPERS) > 0) this.backend.wake();
     return n;
   }
 
@@ -446,7 +449,7 @@ export class Reactor {
     if (!dead) {
       return new ReactorError('EINVAL', `token ${token} is not held by a handler: rearm only after wait() delivered it, once`);
     }
-    if (this.table.retired[slot] === gen) {
+    if (gen !== 0 && this.table.retired[slot] === gen) {
       return new ReactorError('EINVAL', `token ${token} was a ONESHOT registration, freed at delivery: add the fd again instead`);
     }
     return notLive(token);

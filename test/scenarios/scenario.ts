@@ -1,0 +1,73 @@
+/**
+ * The behavioural scenarios, written once against the public API and run on every backend: by
+ * vitest on Linux (test/behaviour.test.ts), and by a plain runner where vitest cannot run.
+ */
+import { Events, Reactor, type BackendKind } from '../../src/index.js';
+import { closeFd, socketPair } from '../support/sockets.js';
+
+export interface Context {
+  readonly backend: BackendKind;
+}
+
+export interface Scenario {
+  /** Named for the behaviour it proves. */
+  readonly name: string;
+  run(ctx: Context): void | Promise<void>;
+}
+
+/** What a scenario body gets: a fresh reactor, connected pairs, all released afterwards. */
+export interface Fixture {
+  readonly r: Reactor;
+  readonly ev: Events;
+  /** A connected non-blocking pair, closed after the scenario (unless closed before). */
+  pair(): [number, number];
+  /** Closes an fd now and stops tracking it. */
+  close(fd: number): void;
+}
+
+/** Runs body with a fresh reactor on ctx's backend; closes it and every pair afterwards. */
+export async function withReactor(
+  ctx: Context,
+  body: (f: Fixture) => void | Promise<void>,
+  capacity = 64,
+): Promise<void> {
+  const r = Reactor.open({ backend: ctx.backend, capacity });
+  const fds = new Set<number>();
+  const fixture: Fixture = {
+    r,
+    ev: new Events(16),
+    pair() {
+      const p = socketPair();
+      fds.add(p[0]);
+      fds.add(p[1]);
+      return p;
+    },
+    close(fd) {
+      fds.delete(fd);
+      closeFd(fd);
+    },
+  };
+  try {
+    await body(fixture);
+  } finally {
+    r.close();
+    for (const fd of fds) closeFd(fd);
+  }
+}
+
+/** Expects `fn` to throw a ReactorError with `code`. */
+export function expectCode(fn: () => unknown, code: string): void {
+  try {
+    fn();
+  } catch (e) {
+    const actual = (e as { code?: unknown }).code;
+    if (actual !== code) throw new Error(`expected ${code}, got ${String(actual)}: ${String(e)}`);
+    if ((e as Error).name !== 'ReactorError') throw new Error(`expected a ReactorError, got ${(e as Error).name}`);
+    return;
+  }
+  throw new Error(`expected ${code}, but nothing was thrown`);
+}
+
+export function sleep(ms: number): Promise<void> {
+  return new Promise((resolve) => setTimeout(resolve, ms));
+}

@@ -1,0 +1,143 @@
+/** The body of the tests' worker threads: attach to the shared reactor, run one task, report. */
+import { parentPort, workerData, threadId } from 'node:worker_threads';
+import { Events, Reactor, ReactorError, Ready, type ReactorHandle } from '../../src/index.js';
+import { drain, recv, send } from './sockets.js';
+import { BAD_SEQUENCE, BALL_BYTES, BYTES_READ, BYTES_WRITTEN, DELIVERIES, SlotCounters, slotOf, STOP } from './threads.js';
+
+export type Task =
+  /** One wait; reports what it got and how long it blocked. */
+  | { readonly kind: 'waitOnce'; readonly timeoutMs: number; readonly capacity?: number }
+  /**
+   * Handle events until the reactor closes: count each delivery in the shared counters, hold it
+   * for `holdSpins` busy iterations (widening any race), drain the fd if `read`, then rearm.
+   */
+  | {
+      readonly kind: 'serve';
+      readonly counters: SharedArrayBuffer;
+      readonly slots: number;
+      readonly fds: Int32Array;
+      readonly read: boolean;
+      readonly holdSpins: number;
+    }
+  /**
+   * The stress handler: read the pair's ball (an 8-byte message: sequence number, pair), check
+   * it is the one expected, send the next one back on the same socket, rearm; count everything
+   * in shared memory; stop once `stats[STOP]` is set.
+   */
+  | {
+      readonly kind: 'pingPong';
+      readonly counters: SharedArrayBuffer;
+      readonly slots: number;
+      readonly fds: Int32Array;
+      /** The pair each slot's socket belongs to. */
+      readonly pairOf: Int32Array;
+      /** Per pair, the sequence number of the ball in flight. */
+      readonly sequence: SharedArrayBuffer;
+      readonly stats: SharedArrayBuffer;
+    };
+
+
+export interface TaskResult {
+  readonly threadId: number;
+  readonly n: number;
+  readonly tokens: number[];
+  readonly flags: number[];
+  readonly elapsedMs: number;
+  /** 'closed' when a call failed with ECLOSED or wait returned after close. */
+  readonly ended: 'returned' | 'closed';
+}
+
+const { reactor: handle, task } = workerData as { reactor: ReactorHandle; task: Task };
+const r = Reactor.attach(handle);
+parentPort!.postMessage({ ready: true });
+
+function waitOnce(timeoutMs: number, capacity: number): TaskResult {
+  const ev = new Events(capacity);
+  const start = performance.now();
+  let n = 0;
+  let ended: TaskResult['ended'] = 'returned';
+  try {
+    n = r.wait(ev, timeoutMs);
+    if (r.closed) ended = 'closed';
+  } catch (e) {
+    if (!(e instanceof ReactorError) || e.code !== 'ECLOSED') throw e;
+    ended = 'closed';
+  }
+  const tokens = Array.from(ev.tokens.subarray(0, n));
+  const flags = Array.from(ev.flags.subarray(0, n));
+  return { threadId, n, tokens, flags, elapsedMs: performance.now() - start, ended };
+}
+
+function serve(t: Extract<Task, { kind: 'serve' }>): TaskResult {
+  const counters = new SlotCounters(t.slots, t.counters);
+  const ev = new Events(32);
+  const start = performance.now();
+  let total = 0;
+  while (!r.closed) {
+    let n: number;
+    try {
+      n = r.wait(ev, 1000);
+    } catch (e) {
+      if (e instanceof ReactorError && e.code === 'ECLOSED') break;
+      throw e;
+    }
+    for (let i = 0; i < n; i++) {
+      const token = ev.tokens[i]!;
+      const slot = slotOf(token);
+      counters.enter(slot, ev.flags[i]!, Ready.FORCED);
+      for (let s = 0; s < t.holdSpins; s++) Atomics.load(counters.active, slot);
+      if (t.read) drain(t.fds[slot]!);
+      counters.leave(slot);
+      try {
+        r.rearm(token);
+      } catch (e) {
+        // Deleted by another thread meanwhile, or the reactor closed under us.
+        if (!(e instanceof ReactorError) || (e.code !== 'ENOENT' && e.code !== 'ECLOSED')) throw e;
+      }
+    }
+    total += n;
+  }
+  return { threadId, n: total, tokens: [], flags: [], elapsedMs: performance.now() - start, ended: 'closed' };
+}
+
+function pingPong(t: Extract<Task, { kind: 'pingPong' }>): TaskResult {
+  const counters = new SlotCounters(t.slots, t.counters);
+  const sequence = new Int32Array(t.sequence);
+  const stats = new Int32Array(t.stats);
+  const ev = new Events(32);
+  const ball = new Uint8Array(BALL_BYTES);
+  const ballWords = new Int32Array(ball.buffer);
+  const start = performance.now();
+  let total = 0;
+  while (Atomics.load(stats, STOP) === 0) {
+    const n = r.wait(ev, 100);
+    for (let i = 0; i < n; i++) {
+      const token = ev.tokens[i]!;
+      const slot = slotOf(token);
+      counters.enter(slot, ev.flags[i]!, Ready.FORCED);
+      const fd = t.fds[slot]!;
+      const got = recv(fd, ball);
+      if (got > 0) {
+        // One ball per pair: a whole message or nothing (unix stream writes of 8 bytes are atomic).
+        const pair = t.pairOf[slot]!;
+        if (got !== BALL_BYTES || ballWords[0] !== Atomics.load(sequence, pair) || ballWords[1] !== pair) {
+          Atomics.add(stats, BAD_SEQUENCE, 1);
+        }
+        ballWords[0] = Atomics.add(sequence, pair, 1) + 1;
+        Atomics.add(stats, BYTES_READ, got);
+        const sent = send(fd, ball);
+        if (sent !== BALL_BYTES) Atomics.add(stats, BAD_SEQUENCE, 1);
+        else Atomics.add(stats, BYTES_WRITTEN, sent);
+      }
+      counters.leave(slot);
+      r.rearm(token);
+    }
+    total += n;
+    Atomics.add(stats, DELIVERIES, n);
+  }
+  return { threadId, n: total, tokens: [], flags: [], elapsedMs: performance.now() - start, ended: 'returned' };
+}
+
+const result =
+  task.kind === 'waitOnce' ? waitOnce(task.timeoutMs, task.capacity ?? 16) : task.kind === 'serve' ? serve(task) : pingPong(task);
+parentPort!.postMessage({ result });
