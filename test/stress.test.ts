@@ -6,6 +6,7 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'vitest';
 import { Interest, Reactor } from '../src/index.js';
+import { availableBackends } from '../src/backends/select.js';
 import { closeFd, drain, send, socketPair } from './support/sockets.js';
 import {
   BAD_SEQUENCE,
@@ -28,9 +29,9 @@ function sleep(ms: number): Promise<void> {
   return new Promise((resolve) => setTimeout(resolve, ms));
 }
 
-describe('stress', () => {
+describe.each(availableBackends())('stress %s', (backend) => {
   it(`four_threads_${PAIRS * 2}_registrations_random_forces`, async () => {
-    const r = Reactor.open({ capacity: PAIRS * 2 + 16 });
+    const r = Reactor.open({ backend, capacity: PAIRS * 2 + 16 });
     const slots = r.capacity;
     const counters = new SlotCounters(slots);
     const fds = new Int32Array(slots);
@@ -97,7 +98,7 @@ describe('stress', () => {
     const written = bytesSeeded + stats[BYTES_WRITTEN]!;
     const lost = written - stats[BYTES_READ]! - bytesLeft;
     console.log(
-      `stress: ${THREADS} threads, ${tokens.length} registrations, ${deliveries} deliveries ` +
+      `stress ${backend}: ${THREADS} threads, ${tokens.length} registrations, ${deliveries} deliveries ` +
         `(${results.map((x) => x.n).join(' + ')}) in ${seconds.toFixed(1)} s, ${forces} forces, ` +
         `${forcedDelivered} forced deliveries (the last within ${settleMs.toFixed(0)} ms), ${counters.doubleActive[0]} double-active, ` +
         `${written} bytes written, ${stats[BYTES_READ]} read + ${bytesLeft} left in sockets, ${lost} lost, ` +

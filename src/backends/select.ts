@@ -13,7 +13,17 @@ interface BackendModule {
 // Each backend binds its OS's libraries when imported, so import only the platform's own.
 // The first one listed is the default.
 const modules: Partial<Record<BackendKind, BackendModule>> = {};
+const kqueueOs = ['darwin', 'freebsd', 'openbsd', 'netbsd'].includes(process.platform);
 if (process.platform === 'linux') modules.epoll = (await import('./epoll.js')).EpollBackend;
+// On Linux, kqueue is there only through a libkqueue the environment names (for testing).
+if (kqueueOs || (process.platform === 'linux' && process.env['EVDISPATCH_KQUEUE_LIB'])) {
+  modules.kqueue = (await import('./kqueue.js')).KqueueBackend;
+}
+
+/** The backends this process can open, the default first. */
+export function availableBackends(): BackendKind[] {
+  return Object.keys(modules) as BackendKind[];
+}
 
 /** The backend kind `auto` means here. */
 export function defaultKind(): BackendKind {

@@ -1,0 +1,457 @@
+/**
+ * Bindings to kqueue (macOS, FreeBSD, OpenBSD, NetBSD; libkqueue on Linux when
+ * EVDISPATCH_KQUEUE_LIB names it): EV_DISPATCH knotes re-armed with EV_ENABLE, EVFILT_USER wake-ups.
+ */
+import koffi, { type LibraryHandle } from 'koffi';
+import type { Backend, BackendHandle, Fd, Key, RawEvents } from '../core/backend.js';
+import { ReactorError } from '../core/errors.js';
+import { Interest, Ready } from '../core/flags.js';
+import { close, Errno, errno, errnoName, libc } from './ffi/posix.js';
+import {
+  FREEBSD,
+  LIBKQUEUE,
+  MACOS,
+  NETBSD10,
+  NETBSD11,
+  OPENBSD,
+  PROFILES,
+  readField,
+  writeKevent,
+  type KeventProfile,
+  type KqueueConstants,
+  type KqueueOs,
+} from './ffi/kqueue-layouts.js';
+
+/** The environment variable naming a libkqueue shared library, the only way to kqueue on Linux. */
+export const KQUEUE_LIB_ENV = 'EVDISPATCH_KQUEUE_LIB';
+
+/** The EVFILT_USER ident of the wake-up knote (its own filter, so it never meets an fd's knote). */
+const USER_IDENT = 0;
+/** The wake-up knote's udata; never a core token. */
+const WAKE_KEY = 0;
+/** The most changes one operation stages: a delete and an add for each of the two filters. */
+const MAX_CHANGES = 4;
+/** Stands for "kevent failed and left errno at 0" (libkqueue does, see `add`). */
+const NO_ERRNO = -1;
+
+/** What `share` returns: enough for another thread to drive the same kqueue. */
+export interface KqueueHandle extends BackendHandle {
+  readonly kind: 'kqueue';
+  readonly kq: number;
+  readonly userIdent: number;
+  /** The struct layout in use (a key of `PROFILES`). */
+  readonly os: KqueueOs;
+  /** The libkqueue library on Linux; null where kqueue is the C library's. */
+  readonly library: string | null;
+  /** Whether changes go in one batched call with EV_RECEIPT (native) or one call each (libkqueue). */
+  readonly receipts: boolean;
+}
+
+type KeventFn = (
+  kq: number,
+  changelist: Uint8Array | null,
+  nchanges: number,
+  eventlist: Uint8Array | null,
+  nevents: number,
+  timeout: BigInt64Array | null,
+) => number;
+
+/** One loaded kqueue implementation. */
+interface KqueueLibrary {
+  readonly profile: KeventProfile;
+  readonly path: string | null;
+  readonly kqueue: () => number;
+  readonly kevent: KeventFn;
+}
+
+/**
+ * Every library loaded, kept for the life of the process: koffi unloads a library whose handle
+ * is collected, and libkqueue's monitoring thread crashes at exit once its code is unmapped.
+ */
+const libraries = new Map<string, KqueueLibrary>();
+const pinned: unknown[] = [];
+
+function bind(lib: LibraryHandle, profile: KeventProfile, path: string | null): KqueueLibrary {
+  const count = profile.countType;
+  return {
+    profile,
+    path,
+    kqueue: lib.func('int kqueue(void)') as () => number,
+    kevent: lib.func(profile.symbol, 'int', ['int', 'void *', count, 'void *', count, 'void *']) as KeventFn,
+  };
+}
+
+/** The C library's kqueue on macOS and the BSDs, with the layout of this OS (and release, on NetBSD). */
+function nativeLibrary(): KqueueLibrary {
+  switch (process.platform) {
+    case 'darwin':
+      return bind(libc, MACOS, null);
+    // FreeBSD's default `kevent` symbol version (FBSD_1.5) is the 64-byte layout of 12.0 and later.
+    case 'freebsd':
+      return bind(libc, FREEBSD, null);
+    case 'openbsd':
+      return bind(libc, OPENBSD, null);
+    case 'netbsd':
+      // NetBSD 11 has __kevent100 (72-byte struct); 6 to 10 only __kevent50 (40 bytes).
+      try {
+        return bind(libc, NETBSD11, null);
+      } catch {
+        return bind(libc, NETBSD10, null);
+      }
+    default:
+      throw new ReactorError(
+        'ENOSYS',
+        `kqueue is not native on ${process.platform}: set ${KQUEUE_LIB_ENV} to the path of a libkqueue shared library, or use another backend`,
+      );
+  }
+}
+
+/** libkqueue from `path`, pinned with a dlopen that is never closed. */
+function libkqueueLibrary(path: string): KqueueLibrary {
+  let lib: LibraryHandle;
+  try {
+    lib = koffi.load(path);
+  } catch (e) {
+    throw new ReactorError('ENOENT', `could not load libkqueue from ${KQUEUE_LIB_ENV}=${path}: ${(e as Error).message}`);
+  }
+  const dlopen = libc.func('void *dlopen(const char *path, int mode)') as (path: string, mode: number) => unknown;
+  const RTLD_NOW = 2;
+  pinned.push(lib, dlopen(path, RTLD_NOW));
+  try {
+    return bind(lib, LIBKQUEUE, path);
+  } catch (e) {
+    throw new ReactorError('ENOENT', `${path} is not a libkqueue library (no kqueue/kevent symbols): ${(e as Error).message}`);
+  }
+}
+
+/** Loads (once) the kqueue implementation: the C library's, or libkqueue's on Linux. */
+function library(path: string | null): KqueueLibrary {
+  const cacheKey = path ?? '';
+  const cached = libraries.get(cacheKey);
+  if (cached !== undefined) return cached;
+  if (koffi.sizeof('void *') !== 8) {
+    throw new ReactorError('ENOSYS', 'the kqueue backend supports 64-bit processes only (its struct layouts are LP64)');
+  }
+  const loaded = path === null ? nativeLibrary() : libkqueueLibrary(path);
+  libraries.set(cacheKey, loaded);
+  return loaded;
+}
+
+/** The library `open` uses here: libkqueue on Linux (from the environment), libc elsewhere. */
+function defaultLibrary(): KqueueLibrary {
+  if (process.platform !== 'linux') return library(null);
+  const path = process.env[KQUEUE_LIB_ENV];
+  if (path === undefined || path === '') {
+    throw new ReactorError(
+      'ENOSYS',
+      `kqueue is not native on Linux: set ${KQUEUE_LIB_ENV} to the path of a libkqueue shared library (libkqueue.so), or use the epoll backend`,
+    );
+  }
+  return library(path);
+}
+
+/** A ReactorError for a kevent() change or wait that failed with `e`. */
+function keventError(e: number, what: string): ReactorError {
+  if (e === NO_ERRNO) {
+    return new ReactorError('EIO', `kevent failed without setting errno: ${what}`, { syscall: 'kevent' });
+  }
+  return new ReactorError(errnoName(e), `kevent failed: ${what}`, { syscall: 'kevent', errno: e });
+}
+
+function changeFailure(verb: string, fd: number, e: number): string {
+  if (e === Errno.EBADF) return `could not ${verb} fd ${fd}: it is not an open file descriptor`;
+  if (e === Errno.ENOENT) return `could not ${verb} fd ${fd}: the kqueue has no knote for it (was it closed?)`;
+  if (e === Errno.EINVAL) return `could not ${verb} fd ${fd}: this kind of file cannot be watched by kqueue`;
+  if (e === NO_ERRNO) return `could not ${verb} fd ${fd}: libkqueue refused the change (a stale knote of a closed fd?)`;
+  return `could not ${verb} fd ${fd}`;
+}
+
+/** kevent filter and flags → Ready bits. The socket error on EOF comes back in fflags. */
+function readiness(c: KqueueConstants, filter: number, flags: number, fflags: number): number {
+  let ready = filter === c.EVFILT_READ ? Ready.READABLE : filter === c.EVFILT_WRITE ? Ready.WRITABLE : 0;
+  if (flags & c.EV_EOF) {
+    ready |= Ready.HANGUP;
+    if (fflags !== 0) ready |= Ready.ERROR;
+  }
+  if (flags & c.EV_ERROR) ready |= Ready.ERROR;
+  return ready;
+}
+
+/**
+ * A kqueue. Each fd is one EV_DISPATCH knote per filter (EVFILT_READ, EVFILT_WRITE) with the
+ * key in udata; both may fire, in two threads: the core keeps one of them active.
+ */
+export class KqueueBackend implements Backend {
+  readonly kind = 'kqueue';
+  private readonly p: KeventProfile;
+  private readonly c: KqueueConstants;
+  /** Staged changes, and one view per slot for one-change calls. */
+  private readonly changes: Uint8Array;
+  private readonly changeView: DataView;
+  private readonly changeSlots: Uint8Array[] = [];
+  /** EV_RECEIPT results, one per change. */
+  private readonly receiptList: Uint8Array;
+  private readonly receiptView: DataView;
+  /** errno of each staged change after `apply` (0: done). */
+  private readonly errs = new Int32Array(MAX_CHANGES);
+  private staged = 0;
+  private events = new Uint8Array(0);
+  private eventView = new DataView(this.events.buffer);
+  /** struct timespec { time_t tv_sec; long tv_nsec; }: two 64-bit words on every LP64 ABI. */
+  private readonly timeout = new BigInt64Array(2);
+  private readonly zeroTimeout = new BigInt64Array(2);
+
+  /**
+   * Opens a kqueue with its wake-up knote (EVFILT_USER, EV_CLEAR).
+   *
+   * @example
+   * const b = KqueueBackend.open(); // on Linux: EVDISPATCH_KQUEUE_LIB=/path/to/libkqueue.so
+   */
+  static open(): KqueueBackend {
+    const lib = defaultLibrary();
+    const kq = lib.kqueue();
+    if (kq < 0) throw keventError(errno(), 'kqueue() could not create a kqueue');
+    // libkqueue runs an EV_ENABLE|EV_RECEIPT through the filter's modify, which fails for sockets
+    // without setting errno, so the receipt reads as success (data 0): a receipt there cannot be
+    // trusted. With libkqueue every change is its own call, whose failure is its return value.
+    const backend = new KqueueBackend(lib, kq, USER_IDENT, lib.path === null);
+    try {
+      backend.registerWake();
+    } catch (e) {
+      close(kq);
+      throw e;
+    }
+    return backend;
+  }
+
+  /**
+   * Drives, from another thread, the kqueue that `share()` described.
+   *
+   * @example
+   * const b = KqueueBackend.attach(workerData.backend);
+   */
+  static attach(handle: BackendHandle): KqueueBackend {
+    const h = handle as Partial<KqueueHandle>;
+    const os = h.os;
+    if (
+      h.kind !== 'kqueue' ||
+      !Number.isInteger(h.kq) ||
+      !Number.isInteger(h.userIdent) ||
+      typeof h.receipts !== 'boolean' ||
+      typeof os !== 'string' ||
+      !Object.hasOwn(PROFILES, os) ||
+      (h.library !== null && typeof h.library !== 'string')
+    ) {
+      throw new ReactorError('EINVAL', 'not a kqueue handle: pass what share() returned');
+    }
+    const lib = library(h.library);
+    if (lib.profile.os !== os) {
+      throw new ReactorError('EINVAL', `the handle's kqueue uses the ${os} layout, this thread loaded ${lib.profile.os}`);
+    }
+    return new KqueueBackend(lib, h.kq as number, h.userIdent as number, h.receipts);
+  }
+
+  private constructor(
+    private readonly lib: KqueueLibrary,
+    private readonly kq: number,
+    private readonly userIdent: number,
+    private readonly receipts: boolean,
+  ) {
+    this.p = lib.profile;
+    this.c = lib.profile.constants;
+    const size = this.p.size;
+    this.changes = new Uint8Array(MAX_CHANGES * size);
+    this.changeView = new DataView(this.changes.buffer);
+    for (let i = 0; i < MAX_CHANGES; i++) this.changeSlots.push(this.changes.subarray(i * size, (i + 1) * size));
+    this.receiptList = new Uint8Array(MAX_CHANGES * size);
+    this.receiptView = new DataView(this.receiptList.buffer);
+  }
+
+  add(fd: Fd, interest: number, key: Key): void {
+    const c = this.c;
+    // libkqueue never hears of a close(): a knote of a closed fd outlives it, and an EV_ADD on
+    // the reused number fails (with errno 0). Deleting first clears any such leftover.
+    if (this.lib.path !== null) {
+      this.stage(fd, c.EVFILT_READ, c.EV_DELETE, 0, key);
+      this.stage(fd, c.EVFILT_WRITE, c.EV_DELETE, 0, key);
+    }
+    const first = this.staged;
+    if (interest & Interest.READABLE) this.stage(fd, c.EVFILT_READ, c.EV_ADD | c.EV_DISPATCH, 0, key);
+    if (interest & Interest.WRITABLE) this.stage(fd, c.EVFILT_WRITE, c.EV_ADD | c.EV_DISPATCH, 0, key);
+    const n = this.apply();
+    let failed = 0;
+    let added = 0;
+    for (let i = first; i < n; i++) {
+      const filter = this.filterAt(i);
+      if (this.errs[i] === 0) added |= filter === c.EVFILT_READ ? Interest.READABLE : Interest.WRITABLE;
+      else if (failed === 0) failed = this.errs[i]!;
+    }
+    if (failed === 0) return;
+    // Leave nothing half-registered: drop the filter that was added.
+    if (added & Interest.READABLE) this.stage(fd, c.EVFILT_READ, c.EV_DELETE, 0, key);
+    if (added & Interest.WRITABLE) this.stage(fd, c.EVFILT_WRITE, c.EV_DELETE, 0, key);
+    this.apply();
+    throw keventError(failed, changeFailure('register', fd, failed));
+  }
+
+  enable(fd: Fd, interest: number, key: Key): void {
+    const c = this.c;
+    const read = (interest & Interest.READABLE) !== 0;
+    const write = (interest & Interest.WRITABLE) !== 0;
+    this.stage(fd, c.EVFILT_READ, read ? c.EV_ENABLE : c.EV_DISABLE, 0, key);
+    this.stage(fd, c.EVFILT_WRITE, write ? c.EV_ENABLE : c.EV_DISABLE, 0, key);
+    const n = this.apply();
+    // ENOENT: that filter has no knote. Disabling, it was never added; enabling, the interest
+    // gained it, so add it now, unless neither filter has a knote: then the fd was closed (and
+    // its number perhaps reused), and adding would watch some other file.
+    let grow = 0;
+    let present = false;
+    for (let i = 0; i < n; i++) {
+      const e = this.errs[i]!;
+      if (e === 0) {
+        present = true;
+        continue;
+      }
+      if (e !== Errno.ENOENT) throw keventError(e, changeFailure('re-arm', fd, e));
+      if (i === 0 ? read : write) grow |= i === 0 ? Interest.READABLE : Interest.WRITABLE;
+    }
+    if (grow === 0) return;
+    if (!present) throw keventError(Errno.ENOENT!, changeFailure('re-arm', fd, Errno.ENOENT!));
+    if (grow & Interest.READABLE) this.stage(fd, c.EVFILT_READ, c.EV_ADD | c.EV_DISPATCH, 0, key);
+    if (grow & Interest.WRITABLE) this.stage(fd, c.EVFILT_WRITE, c.EV_ADD | c.EV_DISPATCH, 0, key);
+    const m = this.apply();
+    for (let i = 0; i < m; i++) {
+      const e = this.errs[i]!;
+      if (e !== 0) throw keventError(e, changeFailure('re-arm', fd, e));
+    }
+  }
+
+  remove(fd: Fd, key: Key): void {
+    const c = this.c;
+    this.stage(fd, c.EVFILT_READ, c.EV_DELETE, 0, key);
+    this.stage(fd, c.EVFILT_WRITE, c.EV_DELETE, 0, key);
+    const n = this.apply();
+    for (let i = 0; i < n; i++) {
+      const e = this.errs[i]!;
+      // ENOENT: no knote for that filter (never added, or gone with a close()).
+      // EBADF: the fd was closed, and its knotes with it.
+      if (e !== 0 && e !== Errno.ENOENT && e !== Errno.EBADF) throw keventError(e, changeFailure('remove', fd, e));
+    }
+  }
+
+  wait(out: RawEvents, max: number, timeoutMs: number): number {
+    const p = this.p;
+    const c = this.c;
+    if (this.events.byteLength < max * p.size) {
+      this.events = new Uint8Array(max * p.size);
+      this.eventView = new DataView(this.events.buffer);
+    }
+    let timeout: BigInt64Array | null = null;
+    if (timeoutMs >= 0) {
+      const seconds = Math.floor(timeoutMs / 1000);
+      this.timeout[0] = BigInt(seconds);
+      this.timeout[1] = BigInt((timeoutMs - seconds * 1000) * 1_000_000);
+      timeout = this.timeout;
+    }
+    const n = this.lib.kevent(this.kq, null, 0, this.events, max, timeout);
+    if (n < 0) {
+      const e = errno();
+      if (e === Errno.EINTR) return 0;
+      throw keventError(e, 'waiting on the kqueue failed');
+    }
+    const view = this.eventView;
+    let count = 0;
+    for (let i = 0, base = 0; i < n; i++, base += p.size) {
+      const filter = readField(view, base, p.filter);
+      if (filter === c.EVFILT_USER) continue; // a wake-up: EV_CLEAR has already reset it
+      const key = readField(view, base, p.udata);
+      const ready = readiness(c, filter, readField(view, base, p.flags), readField(view, base, p.fflags));
+      // An fd's two knotes ready together come back one after the other: report them as one
+      // event, as epoll would. (Apart, or in two threads, they stay two: the core drops the later.)
+      if (count > 0 && out.keys[count - 1] === key) {
+        out.readiness[count - 1]! |= ready;
+        continue;
+      }
+      out.keys[count] = key;
+      out.readiness[count] = ready;
+      count++;
+    }
+    return count;
+  }
+
+  wake(): void {
+    this.stage(this.userIdent, this.c.EVFILT_USER, 0, this.c.NOTE_TRIGGER, WAKE_KEY);
+    this.apply();
+    const e = this.errs[0]!;
+    if (e !== 0) throw keventError(e, 'could not trigger the wake-up knote (EVFILT_USER, NOTE_TRIGGER)');
+  }
+
+  close(): void {
+    close(this.kq);
+  }
+
+  share(): KqueueHandle {
+    return {
+      kind: 'kqueue',
+      kq: this.kq,
+      userIdent: this.userIdent,
+      os: this.p.os,
+      library: this.lib.path,
+      receipts: this.receipts,
+    };
+  }
+
+  /** Adds the EVFILT_USER knote `wake` triggers; EV_CLEAR resets it on delivery, to one waiter. */
+  private registerWake(): void {
+    const c = this.c;
+    this.stage(this.userIdent, c.EVFILT_USER, c.EV_ADD | c.EV_CLEAR, c.NOTE_FFNOP, WAKE_KEY);
+    this.apply();
+    const e = this.errs[0]!;
+    if (e !== 0) {
+      throw keventError(e, `could not add the EVFILT_USER wake-up knote (this ${this.p.os} kqueue needs ${this.p.since})`);
+    }
+  }
+
+  /** Appends one change (EV_SET) to the next `apply`. */
+  private stage(ident: number, filter: number, flags: number, fflags: number, udata: number): void {
+    const receipt = this.receipts ? this.c.EV_RECEIPT : 0;
+    writeKevent(this.changeView, this.staged++, this.p, ident, filter, flags | receipt, fflags, 0, udata);
+  }
+
+  private filterAt(i: number): number {
+    return readField(this.changeView, i * this.p.size, this.p.filter);
+  }
+
+  /**
+   * Submits the staged changes; fills `errs` with each one's errno (0: applied) and returns
+   * their count. With receipts, one call: every change comes back as an EV_ERROR entry, in
+   * order, with the errno in data (0 for success), and no event is dequeued. Without, one call
+   * per change, with no event list: its errno is the call's.
+   */
+  private apply(): number {
+    const n = this.staged;
+    this.staged = 0;
+    const errs = this.errs;
+    if (this.receipts) {
+      const r = this.lib.kevent(this.kq, this.changes, n, this.receiptList, n, this.zeroTimeout);
+      if (r < 0) throw keventError(errno(), 'could not apply changes to the kqueue');
+      const p = this.p;
+      for (let i = 0; i < n; i++) {
+        const base = i * p.size;
+        if (i >= r || !(readField(this.receiptView, base, p.flags) & this.c.EV_ERROR)) {
+          errs[i] = NO_ERRNO;
+          continue;
+        }
+        errs[i] = readField(this.receiptView, base, p.data);
+      }
+      return n;
+    }
+    for (let i = 0; i < n; i++) {
+      // libkqueue fails some changes without setting errno: clear it, so no stale value shows.
+      koffi.errno(0);
+      const r = this.lib.kevent(this.kq, this.changeSlots[i]!, 1, null, 0, null);
+      errs[i] = r >= 0 ? 0 : errno() || NO_ERRNO;
+    }
+    return n;
+  }
+}
