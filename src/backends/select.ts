@@ -6,7 +6,8 @@ import { ReactorError } from '../core/errors.js';
 export type BackendChoice = 'auto' | BackendKind;
 
 interface BackendModule {
-  open(): Backend;
+  /** Opens a backend for at most `capacity` registrations. */
+  open(capacity: number): Backend;
   attach(handle: BackendHandle): Backend;
 }
 
@@ -19,6 +20,7 @@ if (process.platform === 'linux') modules.epoll = (await import('./epoll.js')).E
 if (kqueueOs || (process.platform === 'linux' && process.env['EVDISPATCH_KQUEUE_LIB'])) {
   modules.kqueue = (await import('./kqueue.js')).KqueueBackend;
 }
+if (process.platform === 'win32') modules.iocp = (await import('./iocp.js')).IocpBackend;
 
 /** The backends this process can open, the default first. */
 export function availableBackends(): BackendKind[] {
@@ -42,11 +44,11 @@ function module(kind: BackendKind): BackendModule {
   return found;
 }
 
-export function openBackend(choice: BackendChoice): Backend {
+export function openBackend(choice: BackendChoice, capacity: number): Backend {
   if (choice !== 'auto' && choice !== 'epoll' && choice !== 'kqueue' && choice !== 'iocp') {
     throw new ReactorError('EINVAL', `backend must be 'auto', 'epoll', 'kqueue' or 'iocp', got ${String(choice)}`);
   }
-  return module(choice === 'auto' ? defaultKind() : choice).open();
+  return module(choice === 'auto' ? defaultKind() : choice).open(capacity);
 }
 
 export function attachBackend(handle: BackendHandle): Backend {

@@ -6,36 +6,25 @@ const LOCKED = 1;
 const CONTENDED = 2;
 
 /**
- * Drepper's three-state mutex ("Futexes Are Tricky", mutex2): the uncontended path is one
- * compareExchange to lock and one sub to unlock; only contention sleeps. Node allows
+ * Drepper's three-state mutex ("Futexes Are Tricky", mutex2) on `words[index]`: the uncontended
+ * path is one compareExchange to lock and one sub to unlock; only contention sleeps. Node allows
  * Atomics.wait on the main thread, so every thread may take it. Critical sections here are a
- * few array writes and never a blocking call.
+ * few array writes or one non-blocking call, never a blocking one.
  */
-export class Mutex {
-  constructor(
-    private readonly words: Int32Array,
-    private readonly index: number,
-  ) {}
-
-  lock(): void {
-    const w = this.words;
-    const i = this.index;
-    let c = Atomics.compareExchange(w, i, UNLOCKED, LOCKED);
-    if (c === UNLOCKED) return;
-    do {
-      if (c === CONTENDED || Atomics.compareExchange(w, i, LOCKED, CONTENDED) !== UNLOCKED) {
-        Atomics.wait(w, i, CONTENDED);
-      }
-      c = Atomics.compareExchange(w, i, UNLOCKED, CONTENDED);
-    } while (c !== UNLOCKED);
-  }
-
-  unlock(): void {
-    const w = this.words;
-    const i = this.index;
-    if (Atomics.sub(w, i, 1) !== LOCKED) {
-      Atomics.store(w, i, UNLOCKED);
-      Atomics.notify(w, i, 1);
+export function lock(words: Int32Array, index: number): void {
+  let c = Atomics.compareExchange(words, index, UNLOCKED, LOCKED);
+  if (c === UNLOCKED) return;
+  do {
+    if (c === CONTENDED || Atomics.compareExchange(words, index, LOCKED, CONTENDED) !== UNLOCKED) {
+      Atomics.wait(words, index, CONTENDED);
     }
+    c = Atomics.compareExchange(words, index, UNLOCKED, CONTENDED);
+  } while (c !== UNLOCKED);
+}
+
+export function unlock(words: Int32Array, index: number): void {
+  if (Atomics.sub(words, index, 1) !== LOCKED) {
+    Atomics.store(words, index, UNLOCKED);
+    Atomics.notify(words, index, 1);
   }
 }

@@ -88,7 +88,7 @@ export class Reactor {
     if (!Number.isInteger(capacity) || capacity < 1 || capacity > SLOT_LIMIT) {
       throw new ReactorError('EINVAL', `capacity must be an integer from 1 to ${SLOT_LIMIT}, got ${String(capacity)}`);
     }
-    const backend = openBackend(options.backend ?? 'auto');
+    const backend = openBackend(options.backend ?? 'auto', capacity);
     return new Reactor(
       backend,
       Table.create(capacity),

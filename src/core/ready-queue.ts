@@ -1,5 +1,5 @@
 /** The shared queue of software deliveries (forces, handed-on readiness) for any waiter. */
-import { Mutex } from './mutex.js';
+import { lock, unlock } from './mutex.js';
 
 const LOCK = 0;
 const HEAD = 1;
@@ -15,7 +15,6 @@ const HEADER = 4;
 export class ReadyQueue {
   private readonly header: Int32Array;
   private readonly ring: Int32Array;
-  private readonly mutex: Mutex;
 
   static create(capacity: number): ReadyQueue {
     return new ReadyQueue(new SharedArrayBuffer((HEADER + capacity) * 4));
@@ -24,7 +23,6 @@ export class ReadyQueue {
   constructor(readonly buffer: SharedArrayBuffer) {
     this.header = new Int32Array(buffer, 0, HEADER);
     this.ring = new Int32Array(buffer, HEADER * 4);
-    this.mutex = new Mutex(this.header, LOCK);
   }
 
   get length(): number {
@@ -32,18 +30,18 @@ export class ReadyQueue {
   }
 
   push(slot: number): void {
-    this.mutex.lock();
+    lock(this.header, LOCK);
     const h = this.header;
     const length = h[LENGTH]!;
     this.ring[(h[HEAD]! + length) % this.ring.length] = slot;
     Atomics.store(h, LENGTH, length + 1);
-    this.mutex.unlock();
+    unlock(this.header, LOCK);
   }
 
   /** The oldest slot, or -1 when empty. */
   pop(): number {
     if (Atomics.load(this.header, LENGTH) === 0) return -1;
-    this.mutex.lock();
+    lock(this.header, LOCK);
     const h = this.header;
     const length = h[LENGTH]!;
     let slot = -1;
@@ -53,7 +51,7 @@ export class ReadyQueue {
       h[HEAD] = (head + 1) % this.ring.length;
       Atomics.store(h, LENGTH, length - 1);
     }
-    this.mutex.unlock();
+    unlock(this.header, LOCK);
     return slot;
   }
 }

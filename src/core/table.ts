@@ -9,7 +9,7 @@
  * calls, ready-queue pushes) left to the caller, so a test can drive them through every
  * interleaving.
  */
-import { Mutex } from './mutex.js';
+import { lock, unlock } from './mutex.js';
 import { Ready } from './flags.js';
 
 // ---- The state word -------------------------------------------------------------------------
@@ -260,7 +260,6 @@ export class Table {
   private readonly fdKeys: Int32Array;
   private readonly fdSlots: Int32Array;
   private readonly fdMask: number;
-  private readonly mutex: Mutex;
 
   static create(capacity: number): Table {
     const buckets = fdBuckets(capacity);
@@ -295,7 +294,6 @@ export class Table {
     this.fdKeys = take(buckets);
     this.fdSlots = take(buckets);
     this.fdMask = buckets - 1;
-    this.mutex = new Mutex(this.header, LOCK);
   }
 
   get capacity(): number {
@@ -307,7 +305,7 @@ export class Table {
    * registration, or -2 when the table is full.
    */
   allocate(fd: number, interest: number, oneshot: boolean): number {
-    this.mutex.lock();
+    lock(this.header, LOCK);
     try {
       if (this.lookup(fd) >= 0) return -1;
       const h = this.header;
@@ -320,13 +318,13 @@ export class Table {
       this.interests[slot] = interest;
       return arm(this.words, slot, oneshot);
     } finally {
-      this.mutex.unlock();
+      unlock(this.header, LOCK);
     }
   }
 
   /** Frees a DELETING slot: next generation, fd index entry gone, slot back on the free list. */
   free(slot: number): void {
-    this.mutex.lock();
+    lock(this.header, LOCK);
     try {
       this.remove(this.fds[slot]!);
       release(this.words, slot);
@@ -335,17 +333,17 @@ export class Table {
       this.freeRing[tail % this.capacity] = slot;
       h[FREE_TAIL] = (tail + 1) % (2 * this.capacity);
     } finally {
-      this.mutex.unlock();
+      unlock(this.header, LOCK);
     }
   }
 
   /** The slot holding a live registration for fd, or -1. */
   slotOfFd(fd: number): number {
-    this.mutex.lock();
+    lock(this.header, LOCK);
     try {
       return this.lookup(fd);
     } finally {
-      this.mutex.unlock();
+      unlock(this.header, LOCK);
     }
   }
 
