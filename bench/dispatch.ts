@@ -1,0 +1,321 @@
+/**
+ * W1 "dispatch churn": how fast evdispatch delivers and re-arms, against the same epoll loop
+ * written in C (bench/c/dispatch.c), in one run.
+ *
+ * PAIRS AF_UNIX socketpairs each get one byte, so the registered end (one per pair) stays
+ * readable for ever; it is added READABLE in DISPATCH mode. T worker threads wait with a batch
+ * of 64 and re-arm every delivered event at once, without reading: each event costs one
+ * delivery and one re-arm, with no I/O. The C program does the same with epoll_wait and
+ * EPOLL_CTL_MOD. Runs alternate (C T=1, evdispatch T=1, C T=2, ...) for several rounds, so a
+ * noisy neighbour hurts both sides alike, and the table shows medians.
+ *
+ * CPU is the whole process's user + system time (getrusage RUSAGE_SELF in C, process.cpuUsage()
+ * here): a Node process's cost includes its GC and JIT threads, which a per-thread figure hides.
+ *
+ * Run: npm run bench -- --rounds 5 --seconds 2 --threads 1,2 --pairs 1000
+ */
+import { spawnSync } from 'node:child_process';
+import { once } from 'node:events';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { availableParallelism, loadavg, tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { fileURLToPath } from 'node:url';
+import { parseArgs } from 'node:util';
+import { Worker } from 'node:worker_threads';
+import { Interest, Mode, Reactor } from '../src/index.js';
+import { close, errno, errnoName, libc, write } from '../src/backends/ffi/posix.js';
+
+const USAGE = 'usage: node build/bench/dispatch.js [--rounds N] [--seconds S] [--warmup S] [--threads 1,2] [--pairs 1000]';
+
+const HELP = `${USAGE}
+
+W1 dispatch churn: evdispatch against the same epoll loop in C, interleaved, medians.
+  --rounds N     rounds of runs, each round one run per implementation and thread count (default 3)
+  --seconds S    measured seconds per run (default 2)
+  --warmup S     seconds each run runs before measuring, for the JIT and the caches (default 0.5)
+  --threads LIST comma-separated counts of waiting threads (default 1,2)
+  --pairs N      socketpairs, one registration each (default 1000)
+The C program is compiled with the machine's cc (-O2 -pthread); without cc its column is skipped.
+To check the syscall counts from outside: strace -c -f node build/bench/dispatch.js --rounds 1`;
+
+/** Events per wait, the same on both sides. */
+const BATCH = 64;
+
+// <sys/socket.h>, <bits/socket_type.h> (Linux)
+const AF_UNIX = 1;
+const SOCK_STREAM = 1;
+const SOCK_NONBLOCK = 0o4000;
+const SOCK_CLOEXEC = 0o2000000;
+
+const socketpair = libc.func('int socketpair(int, int, int, _Out_ int *sv)') as (
+  domain: number,
+  type: number,
+  protocol: number,
+  sv: Int32Array,
+) => number;
+
+/** tsc emits this file to build/bench/; the C source stays in the tree. */
+const C_SOURCE = fileURLToPath(new URL('../../bench/c/dispatch.c', import.meta.url));
+const WORKER = new URL('./dispatch-worker.js', import.meta.url);
+
+/** Control words: STOP, then each worker's (events, waits) on its own 64-byte line. */
+const STOP = 0;
+const LINE_INTS = 16;
+
+interface Options {
+  readonly rounds: number;
+  readonly seconds: number;
+  readonly warmup: number;
+  readonly threads: readonly number[];
+  readonly pairs: number;
+}
+
+/** One measured run: counts and times over the measured window only. */
+interface Sample {
+  readonly events: number;
+  /** Kernel waits (epoll_wait) and re-arms (epoll_ctl): the syscalls of the loop. */
+  readonly syscalls: number;
+  readonly wallNs: number;
+  readonly userNs: number;
+  readonly sysNs: number;
+}
+
+type Impl = 'evdispatch' | 'C';
+
+function parseOptions(argv: string[]): Options | 'help' {
+  const { values } = parseArgs({
+    args: argv,
+    strict: true,
+    allowPositionals: false,
+    options: {
+      rounds: { type: 'string', default: '3' },
+      seconds: { type: 'string', default: '2' },
+      warmup: { type: 'string', default: '0.5' },
+      threads: { type: 'string', default: '1,2' },
+      pairs: { type: 'string', default: '1000' },
+      help: { type: 'boolean', default: false },
+    },
+  });
+  if (values.help) return 'help';
+  const threads = values.threads.split(',').map((t) => integer('threads', t, 1, 64));
+  return {
+    rounds: integer('rounds', values.rounds, 1, 1000),
+    seconds: number('seconds', values.seconds, 0.1),
+    warmup: number('warmup', values.warmup, 0),
+    threads,
+    pairs: integer('pairs', values.pairs, 1, 100000),
+  };
+}
+
+class UsageError extends Error {}
+
+function integer(flag: string, text: string, min: number, max: number): number {
+  const n = Number(text);
+  if (!/^\d+$/.test(text) || n < min || n > max) throw new UsageError(`--${flag} must be an integer from ${min} to ${max}, got '${text}'`);
+  return n;
+}
+
+function number(flag: string, text: string, min: number): number {
+  const n = Number(text);
+  if (text.trim() === '' || !Number.isFinite(n) || n < min) throw new UsageError(`--${flag} must be a number of seconds ≥ ${min}, got '${text}'`);
+  return n;
+}
+
+/** Compiles bench/c/dispatch.c into dir, or says why it cannot: no cc on PATH. */
+function compileC(dir: string): { exe: string } | { missing: string } {
+  const exe = join(dir, 'dispatch');
+  const cc = spawnSync('cc', ['-O2', '-pthread', '-o', exe, C_SOURCE], { encoding: 'utf8' });
+  if ((cc.error as NodeJS.ErrnoException | undefined)?.code === 'ENOENT') {
+    return { missing: 'no C compiler: `cc` is not on PATH, so the C column is skipped (apt-get install gcc)' };
+  }
+  if (cc.error !== undefined) throw cc.error;
+  if (cc.status !== 0) throw new Error(`cc failed on ${C_SOURCE}:\n${cc.stderr}`);
+  return { exe };
+}
+
+function runC(exe: string, threads: number, o: Options): Sample {
+  const run = spawnSync(exe, [String(o.pairs), String(threads), String(o.warmup), String(o.seconds)], { encoding: 'utf8' });
+  if (run.error !== undefined) throw run.error;
+  if (run.status !== 0) throw new Error(`the C program failed (status ${String(run.status)}):\n${run.stderr}`);
+  const r = JSON.parse(run.stdout) as { events: number; waits: number; ctls: number; wallNs: number; userNs: number; sysNs: number };
+  return { events: r.events, syscalls: r.waits + r.ctls, wallNs: r.wallNs, userNs: r.userNs, sysNs: r.sysNs };
+}
+
+/** Counts of every worker, and the clocks, at one instant. */
+interface Snapshot {
+  readonly counts: number[];
+  readonly wallNs: number;
+  readonly cpu: NodeJS.CpuUsage;
+}
+
+function snapshot(control: Int32Array, threads: number): Snapshot {
+  const counts: number[] = [];
+  for (let i = 1; i <= threads; i++) counts.push(Atomics.load(control, i * LINE_INTS), Atomics.load(control, i * LINE_INTS + 1));
+  return { counts, wallNs: performance.now() * 1e6, cpu: process.cpuUsage() };
+}
+
+function between(a: Snapshot, b: Snapshot): Sample {
+  let events = 0;
+  let waits = 0;
+  for (let i = 0; i < a.counts.length; i += 2) {
+    // The workers' counters are Int32 and wrap: the difference modulo 2^32 is the count.
+    events += (b.counts[i]! - a.counts[i]!) >>> 0;
+    waits += (b.counts[i + 1]! - a.counts[i + 1]!) >>> 0;
+  }
+  return {
+    events,
+    syscalls: waits + events, // one epoll_wait per wait, one epoll_ctl per rearm
+    wallNs: b.wallNs - a.wallNs,
+    userNs: (b.cpu.user - a.cpu.user) * 1e3,
+    sysNs: (b.cpu.system - a.cpu.system) * 1e3,
+  };
+}
+
+async function runEvdispatch(threads: number, o: Options): Promise<Sample> {
+  const reactor = Reactor.open({ capacity: o.pairs });
+  const fds: number[] = [];
+  const control = new Int32Array(new SharedArrayBuffer((threads + 1) * LINE_INTS * 4));
+  try {
+    const sv = new Int32Array(2);
+    const byte = new Uint8Array([1]);
+    for (let i = 0; i < o.pairs; i++) {
+      if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0, sv) !== 0) {
+        throw new Error(`socketpair failed with ${errnoName(errno())} after ${i} pairs: raise the fd limit (ulimit -n) or lower --pairs`);
+      }
+      fds.push(sv[0]!, sv[1]!);
+      if (write(sv[1]!, byte, 1) !== 1) throw new Error(`write to a socketpair failed with ${errnoName(errno())}`);
+      reactor.add(sv[0]!, Interest.READABLE, { mode: Mode.DISPATCH });
+    }
+    const workers: Worker[] = [];
+    for (let i = 1; i <= threads; i++) {
+      const workerData = { reactor: reactor.share(), control: control.buffer, counter: i * LINE_INTS, batch: BATCH };
+      workers.push(new Worker(WORKER, { workerData }));
+    }
+    const exits = workers.map((w) => once(w, 'exit'));
+    await Promise.all(workers.map((w) => once(w, 'message')));
+    await sleep(o.warmup * 1e3);
+    const start = snapshot(control, threads);
+    await sleep(o.seconds * 1e3);
+    const end = snapshot(control, threads);
+    Atomics.store(control, STOP, 1);
+    for (const [code] of await Promise.all(exits)) {
+      if (code !== 0) throw new Error(`a worker exited with code ${String(code)}`);
+    }
+    return between(start, end);
+  } finally {
+    Atomics.store(control, STOP, 1);
+    reactor.close();
+    for (const fd of fds) close(fd);
+  }
+}
+
+function median(xs: number[]): number {
+  const s = [...xs].sort((a, b) => a - b);
+  const mid = s.length >> 1;
+  return s.length % 2 === 1 ? s[mid]! : (s[mid - 1]! + s[mid]!) / 2;
+}
+
+/** The medians of one implementation at one thread count, per metric. */
+interface Summary {
+  readonly eventsPerSec: number;
+  readonly cpuNs: number;
+  readonly userNs: number;
+  readonly syscalls: number;
+}
+
+function summarize(samples: Sample[]): Summary {
+  return {
+    eventsPerSec: median(samples.map((s) => (s.events / s.wallNs) * 1e9)),
+    cpuNs: median(samples.map((s) => (s.userNs + s.sysNs) / s.events)),
+    userNs: median(samples.map((s) => s.userNs / s.events)),
+    syscalls: median(samples.map((s) => s.syscalls / s.events)),
+  };
+}
+
+/** One run's line. "cores busy" (CPU time / wall time) well under T means neighbours took the CPU. */
+function describe(impl: Impl, threads: number, round: number, s: Sample): string {
+  const rate = (s.events / s.wallNs) * 1e9;
+  const cpu = (s.userNs + s.sysNs) / s.events;
+  const busy = (s.userNs + s.sysNs) / s.wallNs;
+  return `round ${round} ${impl.padEnd(10)} T=${threads}: ${millions(rate)} events/s, ${cpu.toFixed(0)} CPU ns/event (${(s.userNs / s.events).toFixed(0)} user), ${busy.toFixed(2)} cores busy`;
+}
+
+function millions(rate: number): string {
+  return `${(rate / 1e6).toFixed(3)}M`;
+}
+
+function table(o: Options, evd: Map<number, Summary>, c: Map<number, Summary> | string): string {
+  const head = ['T', 'evd events/s', 'evd CPU ns/ev (user)', 'evd syscalls/ev', 'C events/s', 'C CPU ns/ev (user)', 'C syscalls/ev', 'events/s ×', 'CPU/ev ×'];
+  const rows = o.threads.map((t) => {
+    const e = evd.get(t)!;
+    const k = typeof c === 'string' ? undefined : c.get(t)!;
+    const cpu = (s: Summary): string => `${s.cpuNs.toFixed(0)} (${s.userNs.toFixed(0)})`;
+    return [
+      String(t),
+      millions(e.eventsPerSec),
+      cpu(e),
+      e.syscalls.toFixed(3),
+      k === undefined ? '-' : millions(k.eventsPerSec),
+      k === undefined ? '-' : cpu(k),
+      k === undefined ? '-' : k.syscalls.toFixed(3),
+      k === undefined ? '-' : (e.eventsPerSec / k.eventsPerSec).toFixed(2),
+      k === undefined ? '-' : (e.cpuNs / k.cpuNs).toFixed(2),
+    ];
+  });
+  const widths = head.map((h, i) => Math.max(h.length, ...rows.map((r) => r[i]!.length)));
+  const line = (cells: string[]): string => cells.map((cell, i) => cell.padStart(widths[i]!)).join('  ');
+  return [
+    `W1 dispatch churn: ${o.pairs} socketpairs, ${BATCH} events per wait, ${o.warmup} s warm-up + ${o.seconds} s measured per run, medians of ${o.rounds} rounds`,
+    `machine: ${availableParallelism()} CPUs, load average ${loadavg()[0]!.toFixed(2)} at the end (events/s suffers from neighbours; CPU per event much less)`,
+    'CPU: whole process, user + system (user in brackets); syscalls/ev: epoll_wait + epoll_ctl per event',
+    '×: evdispatch / C (target: events/s × ≥ 0.75; CPU/ev × above 1 means evdispatch spends more per event)',
+    ...(typeof c === 'string' ? [c] : []),
+    '',
+    line(head),
+    ...rows.map(line),
+  ].join('\n');
+}
+
+async function main(): Promise<number> {
+  let o: Options | 'help';
+  try {
+    o = parseOptions(process.argv.slice(2));
+  } catch (e) {
+    if (!(e instanceof UsageError) && (e as NodeJS.ErrnoException).code?.startsWith('ERR_PARSE_ARGS') !== true) throw e;
+    console.error(`${(e as Error).message}\n${USAGE}`);
+    return 2;
+  }
+  if (o === 'help') {
+    console.log(HELP);
+    return 0;
+  }
+  if (process.platform !== 'linux') {
+    console.error('W1 compares evdispatch with an epoll program in C: it runs on Linux only');
+    return 1;
+  }
+  const dir = mkdtempSync(join(tmpdir(), 'evdispatch-bench-'));
+  try {
+    const compiled = compileC(dir);
+    if ('missing' in compiled) console.log(compiled.missing);
+    const samples = new Map<string, Sample[]>();
+    const record = (impl: Impl, t: number, round: number, s: Sample): void => {
+      console.log(describe(impl, t, round, s));
+      const key = `${impl} ${t}`;
+      samples.set(key, [...(samples.get(key) ?? []), s]);
+    };
+    for (let round = 1; round <= o.rounds; round++) {
+      for (const t of o.threads) {
+        if ('exe' in compiled) record('C', t, round, runC(compiled.exe, t, o));
+        record('evdispatch', t, round, await runEvdispatch(t, o));
+      }
+    }
+    const per = (impl: Impl): Map<number, Summary> => new Map(o.threads.map((t) => [t, summarize(samples.get(`${impl} ${t}`)!)]));
+    console.log(`\n${table(o, per('evdispatch'), 'exe' in compiled ? per('C') : compiled.missing)}`);
+    return 0;
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+}
+
+process.exitCode = await main();
