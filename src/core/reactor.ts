@@ -22,7 +22,9 @@ import {
   MUST_FREE,
   NOT_LIVE,
   OK,
+  REARMING,
   SLOT_LIMIT,
+  STATE,
   Table,
   tokenOf,
   type TableMemory,
@@ -199,22 +201,25 @@ export class Reactor {
     const slot = this.slotOf(token);
     const gen = genOfToken(token);
     const nextInterest = interest === undefined ? 0 : checkInterest(interest);
-    this.enter();
-    try {
-      const r = beginRearm(this.words, slot, gen);
-      if (r !== OK) throw this.rearmError(token, slot, gen, r === NOT_LIVE);
-      const table = this.table;
-      if (nextInterest !== 0) table.interests[slot] = nextInterest;
-      try {
-        this.backend.enable(table.fds[slot]!, table.interests[slot]!, token);
-      } catch (e) {
-        abortRearm(this.words, slot);
-        throw e;
-      }
-      if (endRearm(this.words, slot)) this.pushReady(slot);
-    } finally {
-      this.leave();
+    const words = this.words;
+    // No lifetime count here, to keep the hot path short: a REARMING slot holds the kernel
+    // objects open instead (finalize waits until no slot is REARMING), and CLOSED is read
+    // after entering REARMING, so either this call sees it or the finalizer sees the slot.
+    const r = beginRearm(words, slot, gen);
+    if (r !== OK) throw this.rearmError(token, slot, gen, r === NOT_LIVE);
+    if (this.lifetime.closed) {
+      abortRearm(words, slot);
+      throw closedError();
     }
+    const table = this.table;
+    if (nextInterest !== 0) table.interests[slot] = nextInterest;
+    try {
+      this.backend.enable(table.fds[slot]!, table.interests[slot]!, token);
+    } catch (e) {
+      abortRearm(words, slot);
+      throw e;
+    }
+    if (endRearm(words, slot)) this.pushReady(slot);
   }
 
   /**
@@ -431,9 +436,15 @@ export class Reactor {
     }
   }
 
+  /** Queues a software delivery and wakes a sleeping waiter, if the reactor is still open. */
   private pushReady(slot: number): void {
     this.queue.push(slot);
-    if (Atomics.load(this.signals, SLEEPERS) > 0) this.backend.wake();
+    if (Atomics.load(this.signals, SLEEPERS) === 0 || !this.lifetime.enter()) return;
+    try {
+      this.backend.wake();
+    } finally {
+      this.leave();
+    }
   }
 
   private slotOf(token: number): number {
@@ -446,6 +457,7 @@ export class Reactor {
   }
 
   private rearmError(token: number, slot: number, gen: number, dead: boolean): ReactorError {
+    if (this.lifetime.closed) return closedError();
     if (!dead) {
       return new ReactorError('EINVAL', `token ${token} is not held by a handler: rearm only after wait() delivered it, once`);
     }
@@ -460,7 +472,16 @@ export class Reactor {
   }
 
   private leave(): void {
-    if (this.lifetime.leave()) this.backend.close();
+    if (this.lifetime.leave()) this.finalize();
+  }
+
+  /** The last user is gone: wait out any rearm still in its kernel call, then free the kernel objects. */
+  private finalize(): void {
+    const words = this.words;
+    for (let slot = 0; slot < words.length; slot++) {
+      for (let spins = 0; (Atomics.load(words, slot) & STATE) === REARMING; spins++) backOff(spins);
+    }
+    this.backend.close();
   }
 }
 

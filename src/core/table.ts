@@ -72,7 +72,9 @@ function forcedFlags(word: number): number {
 }
 
 // ---- Transitions ----------------------------------------------------------------------------
-// Each returns what the caller must do; none performs a syscall.
+// Each returns what the caller must do; none performs a syscall. Each starts from a plain read
+// of the word (tear-free for an aligned Int32): the compareExchange validates it, and only a
+// retry pays for an atomic load.
 
 /** `claim` result: the event is not for a live, armed registration; drop it. */
 export const DROPPED = 0;
@@ -87,8 +89,7 @@ export const MUST_FREE = 1 << 8;
  * re-arm re-checks readiness. Returns the delivered Ready bits, possibly with MUST_FREE.
  */
 export function claim(words: Int32Array, slot: number, gen: number, readiness: number): number {
-  for (;;) {
-    const w = Atomics.load(words, slot);
+  for (let w = words[slot]!; ; w = Atomics.load(words, slot)) {
     if (genOf(w) !== gen) return DROPPED;
     const state = w & STATE;
     if (state === ARMED) {
@@ -111,8 +112,7 @@ export function claim(words: Int32Array, slot: number, gen: number, readiness: n
  * DROPPED.
  */
 export function claimQueued(words: Int32Array, slot: number): number {
-  for (;;) {
-    const w = Atomics.load(words, slot);
+  for (let w = words[slot]!; ; w = Atomics.load(words, slot)) {
     const cleared = w & ~QUEUED;
     const deliver = (w & STATE) === ARMED && (w & (FORCE | PENDING)) !== 0;
     const next = deliver ? activate(cleared) : cleared;
@@ -142,8 +142,7 @@ export const OK = 0;
 
 /** The holder re-arms: ACTIVE[+F] → REARMING[+F]. The kernel enable comes next. */
 export function beginRearm(words: Int32Array, slot: number, gen: number): number {
-  for (;;) {
-    const w = Atomics.load(words, slot);
+  for (let w = words[slot]!; ; w = Atomics.load(words, slot)) {
     if (genOf(w) !== gen) return NOT_LIVE;
     const state = w & STATE;
     if (state !== ACTIVE) return state === FREE || state === DELETING ? NOT_LIVE : NOT_ACTIVE;
@@ -157,8 +156,7 @@ export function beginRearm(words: Int32Array, slot: number, gen: number): number
  * was not queued yet; Q is now set).
  */
 export function endRearm(words: Int32Array, slot: number): boolean {
-  for (;;) {
-    const w = Atomics.load(words, slot);
+  for (let w = words[slot]!; ; w = Atomics.load(words, slot)) {
     const pending = (w & (FORCE | PENDING)) !== 0;
     const push = pending && (w & QUEUED) === 0;
     const next = ((w & ~STATE) | ARMED) | (push ? QUEUED : 0);
@@ -168,8 +166,7 @@ export function endRearm(words: Int32Array, slot: number): boolean {
 
 /** The kernel enable failed: REARMING → ACTIVE, the holder still holds it. Pending bits stay. */
 export function abortRearm(words: Int32Array, slot: number): void {
-  for (;;) {
-    const w = Atomics.load(words, slot);
+  for (let w = words[slot]!; ; w = Atomics.load(words, slot)) {
     if (Atomics.compareExchange(words, slot, w, (w & ~STATE) | ACTIVE) === w) return;
   }
 }
@@ -186,8 +183,7 @@ export const ALREADY_FORCED = 3;
  * ACTIVE or REARMING: delivered after the holder re-arms. One force at a time.
  */
 export function force(words: Int32Array, slot: number, gen: number, timeout: boolean): number {
-  for (;;) {
-    const w = Atomics.load(words, slot);
+  for (let w = words[slot]!; ; w = Atomics.load(words, slot)) {
     if (genOf(w) !== gen) return NOT_LIVE;
     const state = w & STATE;
     if (state === FREE || state === DELETING) return NOT_LIVE;
@@ -200,8 +196,7 @@ export function force(words: Int32Array, slot: number, gen: number, timeout: boo
 
 /** ARMED or ACTIVE → DELETING. A REARMING slot answers BUSY: wait it out and call again. */
 export function beginDelete(words: Int32Array, slot: number, gen: number): number {
-  for (;;) {
-    const w = Atomics.load(words, slot);
+  for (let w = words[slot]!; ; w = Atomics.load(words, slot)) {
     if (genOf(w) !== gen) return NOT_LIVE;
     const state = w & STATE;
     if (state === REARMING) return BUSY;
@@ -212,8 +207,7 @@ export function beginDelete(words: Int32Array, slot: number, gen: number): numbe
 
 /** DELETING → FREE with the next generation. Only Q survives (a queue entry may still name it). */
 export function release(words: Int32Array, slot: number): void {
-  for (;;) {
-    const w = Atomics.load(words, slot);
+  for (let w = words[slot]!; ; w = Atomics.load(words, slot)) {
     const next = (w & QUEUED) | (nextGen(genOf(w)) << GEN_SHIFT) | FREE;
     if (Atomics.compareExchange(words, slot, w, next) === w) return;
   }
@@ -221,8 +215,7 @@ export function release(words: Int32Array, slot: number): void {
 
 /** FREE → ARMED, keeping the generation set at release and Q. Returns the new token. */
 export function arm(words: Int32Array, slot: number, oneshot: boolean): number {
-  for (;;) {
-    const w = Atomics.load(words, slot);
+  for (let w = words[slot]!; ; w = Atomics.load(words, slot)) {
     const next = (w & (QUEUED | ~((1 << GEN_SHIFT) - 1))) | ARMED | (oneshot ? ONESHOT : 0);
     if (Atomics.compareExchange(words, slot, w, next) === w) return tokenOf(slot, genOf(w));
   }
