@@ -1,0 +1,163 @@
+/**
+ * Every interleaving of a few threads driving the real transitions of src/core/table.ts on a
+ * real Int32Array, checked against the invariants of DESIGN.md section 3: never two holders of
+ * one registration; every readiness that exists while armed is delivered; a force is delivered
+ * exactly once, never concurrently with a handler; nothing is delivered for a deleted token; a
+ * stale token is refused; a ONESHOT delivery frees the registration and nothing follows it.
+ *
+ * The model (test/model/slot-world.ts) supplies what reactor.ts does around the transitions: a
+ * dispatch-once, level-triggered kernel entry, events in flight to the waiters, the ready queue.
+ * The explorer (test/model/explore.ts) tries every order of the actors' atomic steps.
+ */
+import { describe, expect, it } from 'vitest';
+import { explore, type Exploration } from './model/explore.js';
+import {
+  coverage,
+  deleter,
+  forcer,
+  kernel,
+  peer,
+  slotModel,
+  startWorld,
+  strayRearm,
+  waiter,
+  type Actor,
+  type Start,
+  type World,
+} from './model/slot-world.js';
+
+/** Far above the longest run of any scenario: reaching it fails the test (the model is finite). */
+const MAX_DEPTH = 200;
+
+const handler = waiter({ mayRead: true, mayKeep: false });
+const handlerThatMayKeep = waiter({ mayRead: true, mayKeep: true });
+
+/** The kernel and a peer that writes to the fd `writes` times, in every scenario. */
+function environment(writes: number): Omit<Actor, 'gen'>[] {
+  return [
+    { name: 'K', program: kernel, pc: 'run', budget: 0, spare: 0 },
+    { name: 'peer', program: peer, pc: 'run', budget: writes, spare: 0 },
+  ];
+}
+
+interface Scenario {
+  readonly name: string;
+  readonly why: string;
+  readonly world: () => World;
+  /** Floors on what was explored, so a broken model cannot pass by exploring nothing. */
+  readonly minPaths: bigint;
+  readonly minStates: number;
+  /** Races the scenario exists for: each must have been reached at least once. */
+  readonly reached: readonly string[];
+}
+
+const dispatch: Start = { oneshot: false, fdReady: false, firstWaiterHolds: false };
+
+const scenarios: readonly Scenario[] = [
+  {
+    name: 'a',
+    why: 'DISPATCH: two waiters (one may keep it), a forcer (plain, deadline, plain), a stray rearm, the kernel',
+    world: () =>
+      startWorld(dispatch, [
+        { name: 'W1', program: handlerThatMayKeep, pc: 'wait', budget: 3, spare: 0 },
+        { name: 'W2', program: handler, pc: 'wait', budget: 3, spare: 0 },
+        { name: 'F', program: forcer(3), pc: 'force', budget: 3, spare: 0 },
+        { name: 'X', program: strayRearm, pc: 'run', budget: 1, spare: 0 },
+        ...environment(2),
+      ]),
+    minPaths: 100_000_000_000_000_000n,
+    minStates: 100_000,
+    reached: [
+      'stray rearm refused',
+      'handler kept it',
+      'forced delivery',
+      'force pushed',
+      'force not pushed (FORCED_LATER)',
+      'already forced',
+      'readiness handed on to the re-arming thread',
+      'endRearm pushed',
+      'queue entry dropped',
+      'force delivered by the final drain',
+    ],
+  },
+  {
+    name: 'b',
+    why: 'two waiters, a deleter that re-adds the slot and forces the new token, a forcer of the old one, the kernel',
+    world: () =>
+      startWorld({ ...dispatch, fdReady: true }, [
+        { name: 'W1', program: handler, pc: 'wait', budget: 2, spare: 0 },
+        { name: 'W2', program: handler, pc: 'wait', budget: 2, spare: 0 },
+        { name: 'D', program: deleter({ readd: true, readdOneshot: false, forceNew: true }), pc: 'delete', budget: 0, spare: 0 },
+        { name: 'F', program: forcer(1), pc: 'force', budget: 1, spare: 0 },
+        ...environment(2),
+      ]),
+    minPaths: 100_000_000_000_000n,
+    minStates: 110_000,
+    reached: [
+      'stale kernel event dropped',
+      'stale token refused',
+      'deleted while held',
+      'holder found its registration deleted',
+      'delete BUSY while re-arming',
+      're-added under a stale queue entry',
+      'forced delivery',
+    ],
+  },
+  {
+    name: 'c',
+    why: 'a holder re-arming (its kernel enable may fail once), a forcer, a deleter (then a re-add), kernel deliveries to a second waiter',
+    world: () =>
+      startWorld({ ...dispatch, fdReady: true, firstWaiterHolds: true }, [
+        { name: 'H', program: handler, pc: 'wait', budget: 2, spare: 1 },
+        { name: 'W2', program: handler, pc: 'wait', budget: 2, spare: 0 },
+        { name: 'F', program: forcer(2), pc: 'force', budget: 2, spare: 0 },
+        { name: 'D', program: deleter({ readd: true, readdOneshot: false, forceNew: false }), pc: 'delete', budget: 0, spare: 0 },
+        ...environment(2),
+      ]),
+    minPaths: 10_000_000_000_000_000n,
+    minStates: 270_000,
+    reached: [
+      'rearm aborted',
+      'delete BUSY while re-arming',
+      'deleted while held',
+      'force not pushed (FORCED_LATER)',
+      'forced delivery',
+      'readiness handed on to the re-arming thread',
+      'stale token refused',
+    ],
+  },
+  {
+    name: 'd',
+    why: 'ONESHOT: two waiters, a forcer, a deleter racing the delivery that frees it (then a ONESHOT re-add, forced)',
+    world: () =>
+      startWorld({ ...dispatch, oneshot: true }, [
+        { name: 'W1', program: handler, pc: 'wait', budget: 2, spare: 0 },
+        { name: 'W2', program: handler, pc: 'wait', budget: 2, spare: 0 },
+        { name: 'F', program: forcer(2), pc: 'force', budget: 2, spare: 0 },
+        { name: 'D', program: deleter({ readd: true, readdOneshot: true, forceNew: true }), pc: 'delete', budget: 0, spare: 0 },
+        ...environment(1),
+      ]),
+    minPaths: 100_000_000n,
+    minStates: 1_500,
+    reached: ['ONESHOT delivery', 'delete lost to a ONESHOT delivery', 'forced delivery', 'stale token refused', 'queue entry dropped'],
+  },
+];
+
+describe('interleavings', () => {
+  for (const s of scenarios) {
+    it(`scenario ${s.name}: ${s.why}`, () => {
+      coverage.clear();
+      const started = performance.now();
+      const result: Exploration = explore(s.world(), slotModel, MAX_DEPTH);
+      const ms = Math.round(performance.now() - started);
+      console.log(
+        `interleavings: scenario ${s.name}: ${result.paths} paths, ${result.states} states, ` +
+          `${result.ends} quiescent, longest ${result.depth} steps, ${ms} ms`,
+      );
+      expect(result.paths).toBeGreaterThanOrEqual(s.minPaths);
+      expect(result.states).toBeGreaterThanOrEqual(s.minStates);
+      for (const race of s.reached) expect(coverage.get(race) ?? 0, `reached: ${race}`).toBeGreaterThan(0);
+      if (process.env['INTERLEAVINGS_COVERAGE']) console.log(Object.fromEntries(coverage));
+    });
+  }
+});

@@ -1,0 +1,797 @@
+/**
+ * A model of one registration slot, built around the real transitions of src/core/table.ts:
+ * the state word lives in a real Int32Array and every transition is the real function. Around
+ * it, models of what reactor.ts does with the results: a kernel entry with dispatch-once
+ * semantics, events in flight from the kernel to the waiters, and the ready queue.
+ *
+ * Actors (waiters, a forcer, a deleter, the kernel, the peer writing to the fd) are small
+ * programs: a table from a program counter to the steps possible there. One step is one
+ * transition call or one kernel or queue operation, so the explorer tries every order of them.
+ */
+import { Ready } from '../../src/core/flags.js';
+import {
+  abortRearm,
+  ACTIVE,
+  ALREADY_FORCED,
+  arm,
+  ARMED,
+  beginDelete,
+  beginRearm,
+  BUSY,
+  claim,
+  claimQueued,
+  DELETING,
+  deliveredFlags,
+  DROPPED,
+  endRearm,
+  force,
+  FORCE,
+  FORCED_LATER,
+  FORCED_PUSH,
+  FREE,
+  GEN_SHIFT,
+  genOf,
+  genOfToken,
+  HANDED_ON,
+  MUST_FREE,
+  nextGen,
+  NOT_ACTIVE,
+  NOT_LIVE,
+  OK,
+  ONESHOT,
+  PENDING,
+  QUEUED,
+  REARMING,
+  release,
+  slotOfToken,
+  stateOf,
+  TIMEOUT,
+} from '../../src/core/table.js';
+import { expect, type Model, type Step } from './explore.js';
+
+/** The slot every scenario uses: one slot, reused by a re-add, is the worst case for staleness. */
+export const SLOT = 0;
+
+/** The real memory the transitions run on; a state's word is loaded into it for each call. */
+const words = new Int32Array(new SharedArrayBuffer(4 * (SLOT + 1)));
+
+/** Interesting outcomes reached while exploring, so a test can assert the races really ran. */
+export const coverage = new Map<string, number>();
+
+function saw(what: string): void {
+  coverage.set(what, (coverage.get(what) ?? 0) + 1);
+}
+
+// ---- The state ------------------------------------------------------------------------------
+
+/** The kernel's entry for the slot's fd (epoll with EPOLLONESHOT, kqueue with EV_DISPATCH). */
+interface KernelEntry {
+  present: boolean;
+  /** Fires once when armed and the fd is ready, which disarms it. */
+  armed: boolean;
+  /** The generation in the entry's user data (the token it was added or enabled with). */
+  key: number;
+}
+
+/** One thread (or the kernel, or the peer): a program and where it is in it. */
+export interface Actor {
+  readonly name: string;
+  readonly program: Program;
+  pc: string;
+  /** The generation the actor works on: held, forced, deleted or re-added. 0 for none. */
+  gen: number;
+  /** Waiter: deliveries it will still take. Forcer: forces left. Peer: writes left. */
+  budget: number;
+  /** Waiter: kernel-enable failures it may still suffer. Deleter: the re-added generation. */
+  spare: number;
+}
+
+/** The highest generation a scenario reaches, plus one (arrays below are indexed by generation). */
+const GENS = 4;
+
+export class World {
+  /** The slot's state word (src/core/table.ts). */
+  word = 0;
+  /** Whether the fd has data: a peer write sets it, a handler's read clears it. */
+  fdReady = false;
+  entry: KernelEntry = { present: false, armed: false, key: 0 };
+  /** Generations of events the kernel returned and no waiter has claimed yet (a multiset, sorted). */
+  inFlight: number[] = [];
+  /** The ready queue: a FIFO of slot numbers. */
+  queue: number[] = [];
+  /** Per generation: forces that returned FORCED_PUSH or FORCED_LATER. */
+  forcesAccepted: number[] = new Array<number>(GENS).fill(0);
+  /** Per generation: deliveries flagged FORCED. */
+  forcesDelivered: number[] = new Array<number>(GENS).fill(0);
+  /** Per generation: whether the force pending now came from a deadline (TIMEOUT). */
+  forceIsDeadline: boolean[] = new Array<boolean>(GENS).fill(false);
+  /** Bit g: generation g is dead (beginDelete succeeded, or a ONESHOT delivery retired it). */
+  deleted = 0;
+  /** Bit g: generation g was released (freed). */
+  released = 0;
+  /** Bit g: generation g was armed ONESHOT. */
+  oneshot = 0;
+  actors: Actor[] = [];
+  /** What the last step's call returned, for the printed interleaving (not part of the state). */
+  result = '';
+
+  clone(): World {
+    const w = new World();
+    w.word = this.word;
+    w.fdReady = this.fdReady;
+    w.entry = { ...this.entry };
+    w.inFlight = [...this.inFlight];
+    w.queue = [...this.queue];
+    w.forcesAccepted = [...this.forcesAccepted];
+    w.forcesDelivered = [...this.forcesDelivered];
+    w.forceIsDeadline = [...this.forceIsDeadline];
+    w.deleted = this.deleted;
+    w.released = this.released;
+    w.oneshot = this.oneshot;
+    w.actors = this.actors.map((a) => ({ ...a }));
+    return w;
+  }
+
+  key(): string {
+    const e = this.entry;
+    const actors = this.actors.map((a) => `${a.pc}/${a.gen}/${a.budget}/${a.spare}`).join(' ');
+    return (
+      `${this.word}|${this.fdReady ? 1 : 0}|${e.present ? 1 : 0}${e.armed ? 1 : 0}${e.key}|${this.inFlight.join(',')}` +
+      `|${this.queue.join(',')}|${this.forcesAccepted.join(',')}|${this.forcesDelivered.join(',')}` +
+      `|${this.forceIsDeadline.map((d) => (d ? 1 : 0)).join('')}|${this.deleted}|${this.released}|${this.oneshot}|${actors}`
+    );
+  }
+
+  describe(): string {
+    const e = this.entry;
+    const kernel = e.present ? `${e.armed ? 'armed' : 'disarmed'} gen ${e.key}` : 'none';
+    const actors = this.actors.map((a) => `${a.name}@${a.pc}${a.gen !== 0 ? `(gen ${a.gen})` : ''}`).join(' ');
+    return (
+      `word ${describeWord(this.word)}; fd ${this.fdReady ? 'ready' : 'idle'}; kernel entry ${kernel}; ` +
+      `in flight [${this.inFlight.join(',')}]; queue [${this.queue.join(',')}]; ${actors}`
+    );
+  }
+
+  /** Runs a real transition on the real Int32Array, with this state's word. */
+  run<T>(transition: (words: Int32Array) => T): T {
+    words[SLOT] = this.word;
+    const result = transition(words);
+    this.word = words[SLOT]!;
+    return result;
+  }
+
+  get gen(): number {
+    return genOf(this.word);
+  }
+
+  get state(): number {
+    return stateOf(this.word);
+  }
+
+  /** ARMED, ACTIVE or REARMING: a registration a token can name. */
+  get live(): boolean {
+    const s = this.state;
+    return s === ARMED || s === ACTIVE || s === REARMING;
+  }
+
+  isDeleted(gen: number): boolean {
+    return (this.deleted & (1 << gen)) !== 0;
+  }
+
+  /** 1 when a force of `gen` was accepted and not yet delivered. */
+  forcePending(gen: number): number {
+    return this.forcesAccepted[gen]! - this.forcesDelivered[gen]!;
+  }
+
+  /** The actors that hold `gen` (got it delivered and have not yet ended their rearm). */
+  holders(gen: number): Actor[] {
+    return this.actors.filter((a) => HOLDING.has(a.pc) && a.gen === gen);
+  }
+
+  // ---- The model kernel: dispatch-once, level-triggered ------------------------------------
+
+  kernelAdd(gen: number): void {
+    this.entry = { present: true, armed: true, key: gen };
+  }
+
+  /** Re-arms the entry; it fires again at once if the fd is still ready. False: no entry (ENOENT). */
+  kernelEnable(gen: number): boolean {
+    if (!this.entry.present) return false;
+    this.entry = { present: true, armed: true, key: gen };
+    return true;
+  }
+
+  kernelRemove(gen: number): void {
+    expect(this.entry.present && this.entry.key === gen, 'the kernel entry is removed once, by whoever frees', () =>
+      `removing gen ${gen} but the kernel entry is ${this.entry.present ? `gen ${this.entry.key}` : 'gone'}: ${this.describe()}`,
+    );
+    this.entry = { present: false, armed: false, key: 0 };
+  }
+
+  // ---- The ready queue ---------------------------------------------------------------------
+
+  push(slot: number): void {
+    this.queue.push(slot);
+  }
+}
+
+const STATE_NAMES = ['FREE', 'ARMED', 'ACTIVE', 'REARMING', 'DELETING'];
+
+export function describeWord(word: number): string {
+  let s = `gen ${genOf(word)} ${STATE_NAMES[stateOf(word)] ?? `state ${stateOf(word)}`}`;
+  if (word & FORCE) s += '+F';
+  if (word & TIMEOUT) s += '+T';
+  if (word & PENDING) s += '+P';
+  if (word & QUEUED) s += '+Q';
+  if (word & ONESHOT) s += ' oneshot';
+  return s;
+}
+
+// ---- Programs -------------------------------------------------------------------------------
+
+/** From a program counter, the steps the actor can take (none: blocked or finished). */
+export type Program = Readonly<Record<string, (w: World, me: Actor) => readonly Move[]>>;
+
+/** One step of one actor; `run` mutates a fresh copy of the state and checks what it may. */
+interface Move {
+  readonly label: string;
+  readonly run: (w: World, me: Actor) => void;
+}
+
+function move(label: string, run: (w: World, me: Actor) => void): Move {
+  return { label, run };
+}
+
+/** Program counters at which a waiter holds the registration `gen` it was delivered. */
+const HOLDING = new Set(['handle', 'enable', 'endRearm', 'kept', 'oneshot-remove', 'oneshot-release', 'oneshot-rearm']);
+
+/** Program counters between arm and kernel add of a re-add. */
+const ADDING = new Set(['add']);
+
+/** Program counters at which an actor owes the ready queue a push (its transition set Q). */
+const OWES_PUSH = new Set(['push']);
+
+/**
+ * A delivery to waiter `me`: the checks every delivery must pass, then the handler starts.
+ * `flags` is what claim or deliveredFlags returned.
+ */
+function deliver(w: World, me: Actor, gen: number, flags: number, via: string): void {
+  const forced = (flags & Ready.FORCED) !== 0;
+  expect(!w.isDeleted(gen), 'nothing is delivered for a deleted token', () => `${via} delivered dead gen ${gen}: ${w.describe()}`);
+  const others = w.holders(gen).filter((a) => a !== me);
+  expect(others.length === 0, 'never two holders of one registration', () =>
+    `${me.name} got gen ${gen} (${via}) while ${others.map((a) => a.name).join(', ')} holds it: ${w.describe()}`,
+  );
+  expect((flags & (Ready.READABLE | Ready.FORCED)) !== 0, 'every delivery has a cause', () =>
+    `${via} delivered gen ${gen} with neither readiness nor FORCED (flags ${flags}): ${w.describe()}`,
+  );
+  const oneshot = (w.oneshot & (1 << gen)) !== 0;
+  expect(((flags & MUST_FREE) !== 0) === oneshot, 'a ONESHOT delivery, and only one, must free', () =>
+    `gen ${gen} is ${oneshot ? '' : 'not '}ONESHOT but the delivery says ${flags & MUST_FREE ? '' : 'not '}MUST_FREE`,
+  );
+  expect((w.word & (FORCE | TIMEOUT | PENDING)) === 0, 'a delivery consumes the force and handed-on readiness it carries', () =>
+    `${via} left ${describeWord(w.word)}: they would be delivered again`,
+  );
+  const pending = w.forcePending(gen);
+  expect(forced === (pending === 1), 'a force is delivered exactly once', () =>
+    `${via} delivered gen ${gen} ${forced ? 'FORCED' : 'not FORCED'} with ${pending} force(s) pending: ${w.describe()}`,
+  );
+  if (forced) {
+    expect(((flags & Ready.TIMEOUT) !== 0) === w.forceIsDeadline[gen], 'a deadline force is delivered as TIMEOUT', () =>
+      `flags ${flags} for a ${w.forceIsDeadline[gen] ? 'deadline' : 'plain'} force`,
+    );
+    w.forcesDelivered[gen]!++;
+    w.forceIsDeadline[gen] = false;
+    saw('forced delivery');
+  }
+  if (flags & MUST_FREE) {
+    w.deleted |= 1 << gen; // retired: its token is dead from this delivery on
+    saw('ONESHOT delivery');
+  }
+  me.gen = gen;
+  me.budget--;
+  me.pc = flags & MUST_FREE ? 'oneshot-remove' : 'handle';
+}
+
+/** The checks on any operation made with a token: a dead one is refused, a live one is not. */
+function checkTokenResult(w: World, gen: number, result: number, op: string): void {
+  if (w.isDeleted(gen)) {
+    expect(result === NOT_LIVE, "a stale token's operations return NOT_LIVE", () => `${op}(gen ${gen}) returned ${result} after its delete: ${w.describe()}`);
+    saw('stale token refused');
+  }
+}
+
+/** force() and its bookkeeping, as Reactor.forceOneShot does it. Returns the result. */
+function doForce(w: World, gen: number, deadline: boolean): number {
+  const pendingBefore = w.forcePending(gen);
+  const live = !w.isDeleted(gen);
+  const r = w.run((words) => force(words, SLOT, gen, deadline));
+  w.result = ` -> ${forceLabel(r)}`;
+  checkTokenResult(w, gen, r, 'force');
+  if (live) {
+    expect(r !== NOT_LIVE, 'a live token is accepted', () => `force(gen ${gen}) returned NOT_LIVE: ${w.describe()}`);
+  }
+  if (r === ALREADY_FORCED) {
+    expect(pendingBefore === 1, 'one force at a time', () => `ALREADY_FORCED with no force pending: ${w.describe()}`);
+    saw('already forced');
+  }
+  if (r === FORCED_PUSH || r === FORCED_LATER) {
+    expect(pendingBefore === 0, 'one force at a time', () => `a second force accepted while one is pending: ${w.describe()}`);
+    w.forcesAccepted[gen]!++;
+    w.forceIsDeadline[gen] = deadline;
+    saw(r === FORCED_PUSH ? 'force pushed' : 'force not pushed (FORCED_LATER)');
+  }
+  return r;
+}
+
+function forceLabel(r: number): string {
+  return ['NOT_LIVE', '?', 'FORCED_PUSH', 'FORCED_LATER', 'ALREADY_FORCED'][r + 1] ?? String(r);
+}
+
+function resultLabel(r: number): string {
+  return ['BUSY', 'NOT_ACTIVE', 'NOT_LIVE', 'OK'][r + 3] ?? String(r);
+}
+
+/** A claim result: DROPPED, HANDED_ON, or the delivered Ready flags by name. */
+function claimLabel(r: number): string {
+  if (r === DROPPED) return 'DROPPED';
+  if (r === HANDED_ON) return 'HANDED_ON (+P)';
+  const names = Object.entries(Ready).filter(([, bit]) => (r & bit) !== 0).map(([name]) => name);
+  return `delivered ${names.join('|')}${r & MUST_FREE ? ' MUST_FREE' : ''}`;
+}
+
+export interface WaiterOptions {
+  /** The handler may read the fd dry before it re-arms (otherwise readiness stays: level). */
+  readonly mayRead: boolean;
+  /** The handler may end without re-arming: it keeps the registration for good. */
+  readonly mayKeep: boolean;
+}
+
+/**
+ * A thread in wait(): takes a kernel event (claim) or pops the ready queue (claimQueued), and
+ * when it is delivered the registration, runs a handler ending in rearm (beginRearm, kernel
+ * enable, endRearm, push if told), or for ONESHOT frees it (kernel remove, release). It stops
+ * after `budget` deliveries. `spare` kernel enables may fail (abortRearm, then it retries).
+ */
+export function waiter(options: WaiterOptions): Program {
+  return {
+    wait: (w, me) => {
+      if (me.budget === 0) return [];
+      const moves: Move[] = [];
+      for (const gen of new Set(w.inFlight)) {
+        moves.push(
+          move(`claim(kernel event gen ${gen})`, (w, me) => {
+            w.inFlight.splice(w.inFlight.indexOf(gen), 1);
+            const before = w.word;
+            const r = w.run((words) => claim(words, SLOT, gen, Ready.READABLE));
+            w.result = ` -> ${claimLabel(r)}`;
+            if (gen !== genOf(before)) {
+              expect(r === DROPPED, 'a stale kernel event is dropped', () => `claim(gen ${gen}) on ${describeWord(before)} returned ${r}`);
+              saw('stale kernel event dropped');
+            }
+            if (r === HANDED_ON) saw('readiness handed on to the re-arming thread');
+            if (r > 0) deliver(w, me, gen, r, `claim(kernel event gen ${gen})`);
+          }),
+        );
+      }
+      if (w.queue.length > 0) {
+        moves.push(
+          move('pop ready queue', (w, me) => {
+            const slot = w.queue.shift();
+            expect(slot === SLOT, 'the queue holds slots', () => `popped ${String(slot)}`);
+            me.pc = 'popped';
+          }),
+        );
+      }
+      return moves;
+    },
+    popped: () => [
+      move('claimQueued', (w, me) => {
+        const word = w.run((words) => claimQueued(words, SLOT));
+        w.result = word === DROPPED ? ' -> DROPPED' : ` -> ${claimLabel(deliveredFlags(word, 0))} from ${describeWord(word)}`;
+        me.pc = 'wait';
+        if (word === DROPPED) return saw('queue entry dropped');
+        const gen = genOf(word);
+        const flags = deliveredFlags(word, 0);
+        deliver(w, me, gen, flags, `claimQueued (word ${describeWord(word)})`);
+      }),
+    ],
+    handle: (w) => {
+      const moves: Move[] = [];
+      if (options.mayRead && w.fdReady) {
+        moves.push(move('handler reads the fd dry', (w) => (w.fdReady = false)));
+      }
+      moves.push(
+        move('beginRearm', (w, me) => {
+          const r = w.run((words) => beginRearm(words, SLOT, me.gen));
+          w.result = ` -> ${resultLabel(r)}`;
+          checkTokenResult(w, me.gen, r, 'beginRearm');
+          expect(r !== NOT_ACTIVE, 'the holder may rearm', () => `beginRearm(gen ${me.gen}) by its holder returned NOT_ACTIVE: ${w.describe()}`);
+          expect(r === OK || w.isDeleted(me.gen), 'a live token is accepted', () => `beginRearm(gen ${me.gen}) returned ${r}: ${w.describe()}`);
+          if (r === OK) {
+            me.pc = 'enable';
+          } else {
+            saw('holder found its registration deleted');
+            me.pc = 'wait';
+          }
+        }),
+      );
+      if (options.mayKeep) {
+        moves.push(
+          move('handler keeps it (no rearm)', (_w, me) => {
+            me.pc = 'kept';
+            saw('handler kept it');
+          }),
+        );
+      }
+      return moves;
+    },
+    enable: (_w, me) => {
+      const moves = [
+        move('kernel enable', (w, me) => {
+          if (w.kernelEnable(me.gen)) {
+            me.pc = 'endRearm';
+          } else {
+            w.run((words) => abortRearm(words, SLOT));
+            me.pc = 'handle';
+            saw('kernel enable found no entry');
+          }
+        }),
+      ];
+      if (me.spare > 0) {
+        moves.push(
+          move('kernel enable fails -> abortRearm', (w, me) => {
+            w.run((words) => abortRearm(words, SLOT));
+            me.spare--;
+            me.pc = 'handle';
+            saw('rearm aborted');
+          }),
+        );
+      }
+      return moves;
+    },
+    endRearm: () => [
+      move('endRearm', (w, me) => {
+        const mustPush = w.run((words) => endRearm(words, SLOT));
+        w.result = mustPush ? ' -> push' : ' -> no push';
+        me.pc = mustPush ? 'push' : 'wait';
+        if (mustPush) saw('endRearm pushed');
+      }),
+    ],
+    push: () => [move('push ready queue', (w, me) => (w.push(SLOT), (me.pc = 'wait')))],
+    kept: () => [],
+    // ONESHOT: the waiter frees the slot at once (Reactor.freeSlot), then its handler runs.
+    'oneshot-remove': () => [move('kernel remove (ONESHOT)', (w, me) => (w.kernelRemove(me.gen), (me.pc = 'oneshot-release')))],
+    'oneshot-release': () => [move('release (ONESHOT)', (w, me) => (doRelease(w, me.gen), (me.pc = 'oneshot-rearm')))],
+    'oneshot-rearm': () => [
+      move('beginRearm (ONESHOT, must fail)', (w, me) => {
+        const r = w.run((words) => beginRearm(words, SLOT, me.gen));
+        expect(r === NOT_LIVE, 'a ONESHOT registration is dead after its delivery', () => `beginRearm returned ${r}: ${w.describe()}`);
+        me.pc = 'wait';
+      }),
+    ],
+  };
+}
+
+/** release(), checked: only a DELETING slot of that generation, once. */
+function doRelease(w: World, gen: number): void {
+  expect(w.state === DELETING && w.gen === gen, 'only a DELETING slot is freed', () => `release for gen ${gen} on ${describeWord(w.word)}`);
+  expect((w.released & (1 << gen)) === 0, 'a slot is freed once per generation', () => `gen ${gen} released twice`);
+  w.run((words) => release(words, SLOT));
+  w.released |= 1 << gen;
+  expect(w.state === FREE && w.gen === nextGen(gen), 'release moves to the next generation', () => describeWord(w.word));
+}
+
+/**
+ * FORCEOS from a thread holding the token of generation `me.gen`: force, push if told. Its
+ * forces alternate plain and deadline (TIMEOUT), `me.budget` of them.
+ */
+export function forcer(total: number): Program {
+  return {
+    force: (_w, me) => {
+      if (me.budget === 0) return [];
+      const deadline = (total - me.budget) % 2 === 1;
+      return [
+        move(`force(gen ${me.gen}${deadline ? ', deadline' : ''})`, (w, me) => {
+          const r = doForce(w, me.gen, deadline);
+          me.budget--;
+          if (r === FORCED_PUSH) me.pc = 'push';
+        }),
+      ];
+    },
+    push: () => [move('push ready queue', (w, me) => (w.push(SLOT), (me.pc = 'force')))],
+  };
+}
+
+export interface DeleterOptions {
+  /** After the delete, add the fd again: the same slot, the next generation. */
+  readonly readd: boolean;
+  /** The re-added registration is ONESHOT. */
+  readonly readdOneshot: boolean;
+  /** After the re-add, force the new token (must not be hidden by a stale queue entry). */
+  readonly forceNew: boolean;
+}
+
+/**
+ * Reactor.delete from any thread: beginDelete (retried while BUSY), kernel remove, release.
+ * Then optionally a re-add (arm, kernel add), and the old token used again, which must be
+ * refused everywhere.
+ */
+export function deleter(options: DeleterOptions): Program {
+  return {
+    delete: () => [
+      move('beginDelete', (w, me) => {
+        const wasDeleted = w.isDeleted(me.gen);
+        const r = w.run((words) => beginDelete(words, SLOT, me.gen));
+        w.result = ` -> ${resultLabel(r)}`;
+        checkTokenResult(w, me.gen, r, 'beginDelete');
+        if (r === BUSY) {
+          expect(w.state === REARMING, 'BUSY only while a rearm is in flight', () => describeWord(w.word));
+          return saw('delete BUSY while re-arming'); // retried: a stutter, the state is unchanged
+        }
+        expect(r === OK || wasDeleted, 'a live token is accepted', () => `beginDelete(gen ${me.gen}) returned ${r}: ${w.describe()}`);
+        if (r === OK) {
+          w.deleted |= 1 << me.gen;
+          if (w.holders(me.gen).length > 0) saw('deleted while held');
+          me.pc = 'remove';
+        } else {
+          saw('delete lost to a ONESHOT delivery');
+          me.pc = 'stale';
+        }
+      }),
+    ],
+    remove: () => [move('kernel remove', (w, me) => (w.kernelRemove(me.gen), (me.pc = 'release')))],
+    release: () => [move('release', (w, me) => (doRelease(w, me.gen), (me.pc = options.readd ? 'arm' : 'stale')))],
+    arm: () => [
+      move(`arm(${options.readdOneshot ? 'oneshot' : 'dispatch'}) (re-add)`, (w, me) => {
+        const token = w.run((words) => arm(words, SLOT, options.readdOneshot));
+        expect(slotOfToken(token) === SLOT && genOfToken(token) === nextGen(me.gen), 'a re-add gets the next generation', () => `token ${token}`);
+        me.spare = genOfToken(token);
+        if (options.readdOneshot) w.oneshot |= 1 << me.spare;
+        if (w.word & QUEUED) saw('re-added under a stale queue entry');
+        me.pc = 'add';
+      }),
+    ],
+    add: () => [move('kernel add (re-add)', (w, me) => (w.kernelAdd(me.spare), (me.pc = 'stale')))],
+    stale: () => [
+      move('old token: force, beginDelete, beginRearm', (w, me) => {
+        const before = w.word;
+        const results = [
+          w.run((words) => force(words, SLOT, me.gen, false)),
+          w.run((words) => beginDelete(words, SLOT, me.gen)),
+          w.run((words) => beginRearm(words, SLOT, me.gen)),
+        ];
+        for (const r of results) checkTokenResult(w, me.gen, r, 'old token');
+        expect(w.word === before, "a stale token's operations change nothing", () => `${describeWord(before)} -> ${describeWord(w.word)}`);
+        me.pc = me.spare !== 0 && options.forceNew ? 'force-new' : 'done'; // only after a re-add
+      }),
+    ],
+    'force-new': (_w, me) => [
+      move(`force(gen ${me.spare}) (new token)`, (w, me) => {
+        const r = doForce(w, me.spare, false);
+        me.pc = r === FORCED_PUSH ? 'push' : 'done';
+      }),
+    ],
+    push: () => [move('push ready queue', (w, me) => (w.push(SLOT), (me.pc = 'done')))],
+    done: () => [],
+  };
+}
+
+/**
+ * A thread calling rearm with a live token it does not hold, while nobody holds it (ARMED) or
+ * its holder is re-arming: refused with NOT_ACTIVE (EINVAL), changing nothing. (While another
+ * thread holds it, the table cannot tell the callers apart; that misuse is the user's.)
+ */
+export const strayRearm: Program = {
+  run: (w, me) =>
+    me.budget > 0 && (w.state === ARMED || w.state === REARMING) && w.gen === me.gen
+      ? [
+          move(`beginRearm(gen ${me.gen}) without holding it`, (w, me) => {
+            const before = w.word;
+            const r = w.run((words) => beginRearm(words, SLOT, me.gen));
+            expect(r === NOT_ACTIVE && w.word === before, 'only the holder may rearm', () => `beginRearm returned ${r} on ${describeWord(before)}`);
+            me.budget--;
+            saw('stray rearm refused');
+          }),
+        ]
+      : [],
+};
+
+/** The kernel: an armed entry on a ready fd fires once (dispatch-once disarms it). */
+export const kernel: Program = {
+  run: (w) =>
+    w.entry.present && w.entry.armed && w.fdReady
+      ? [
+          move(`kernel fires (gen ${w.entry.key})`, (w) => {
+            w.entry.armed = false;
+            w.inFlight.push(w.entry.key);
+            w.inFlight.sort((a, b) => a - b);
+          }),
+        ]
+      : [],
+};
+
+/** The other end of the connection: makes the fd ready, `budget` times. */
+export const peer: Program = {
+  run: (w, me) => (me.budget > 0 && !w.fdReady ? [move('peer writes', (w, me) => ((w.fdReady = true), me.budget--))] : []),
+};
+
+// ---- Invariants -----------------------------------------------------------------------------
+
+/** Invariants of every state, by name: each returns null or what is wrong. */
+const stateInvariants: Readonly<Record<string, (w: World) => string | null>> = {
+  'never two holders of one registration': (w) => {
+    const gens = w.actors.filter((a) => HOLDING.has(a.pc)).map((a) => a.gen);
+    return new Set(gens).size === gens.length ? null : `holders of gens ${gens.join(',')}`;
+  },
+
+  // ACTIVE or REARMING exactly when some thread holds the registration; ARMED when none does.
+  'the word agrees with its holder': (w) => {
+    const held = w.holders(w.gen);
+    const s = w.state;
+    if (s === ARMED && held.length > 0) return `ARMED but held by ${held[0]!.name}`;
+    if (s === ACTIVE && (held.length !== 1 || !['handle', 'kept'].includes(held[0]!.pc))) return 'ACTIVE but nobody handles it';
+    if (s === REARMING && (held.length !== 1 || !['enable', 'endRearm'].includes(held[0]!.pc))) return 'REARMING but nobody re-arms it';
+    return null;
+  },
+
+  // F is set exactly while one accepted force awaits its delivery; T only with a deadline's.
+  'a pending force is the F bit': (w) => {
+    for (let g = 0; g < GENS; g++) {
+      const p = w.forcePending(g);
+      if (p < 0 || p > 1) return `gen ${g}: ${w.forcesAccepted[g]} forces accepted, ${w.forcesDelivered[g]} delivered`;
+    }
+    if (!w.live) return null;
+    const f = (w.word & FORCE) !== 0;
+    if (f !== (w.forcePending(w.gen) === 1)) return `F is ${f ? 'set' : 'clear'} with ${w.forcePending(w.gen)} force pending`;
+    if (((w.word & TIMEOUT) !== 0) !== (f && w.forceIsDeadline[w.gen]!)) return 'T does not match the pending force';
+    return null;
+  },
+
+  // Q is set exactly while the slot is in the ring, or about to be pushed, or popped and not yet
+  // claimed: so it is in the ring at most once and a ring as large as the table never overflows.
+  'Q is one ready-queue entry': (w) => {
+    const inRing = w.queue.filter((s) => s === SLOT).length;
+    const owed = w.actors.filter((a) => OWES_PUSH.has(a.pc)).length;
+    const popped = w.actors.filter((a) => a.pc === 'popped').length;
+    const q = (w.word & QUEUED) !== 0 ? 1 : 0;
+    return inRing + owed + popped === q ? null : `Q=${q} but ${inRing} in the ring, ${owed} pushes owed, ${popped} popped`;
+  },
+
+  // Every readiness that exists while armed is delivered: checked in every state, not only at
+  // the end, as "it has a carrier". Readiness of an ARMED registration nobody holds is carried by
+  // the armed kernel entry, an event in flight, or handed-on readiness (P) in the ready queue; a
+  // pending force or P is always in the ready queue (Q: in the ring, about to be, or popped).
+  // Not while an add is in progress (the slot is armed, its kernel entry not added yet).
+  'every readiness that exists while armed is delivered': (w) => {
+    if (w.state !== ARMED || w.actors.some((a) => ADDING.has(a.pc))) return null;
+    const queued = (w.word & QUEUED) !== 0;
+    if ((w.word & (FORCE | PENDING)) !== 0 && !queued) return 'a force or handed-on readiness is pending and not queued';
+    if (!w.fdReady) return null;
+    const kernelWillFire = w.entry.present && w.entry.armed && w.entry.key === w.gen;
+    const eventInFlight = w.inFlight.includes(w.gen);
+    const handedOn = (w.word & PENDING) !== 0 && queued;
+    return kernelWillFire || eventInFlight || handedOn ? null : 'the fd is ready and nothing will deliver it';
+  },
+
+  // The kernel's entry always carries the slot's current generation (stale keys are impossible).
+  'the kernel entry is the live registration': (w) => {
+    if (!w.entry.present) return null;
+    if (w.entry.key !== w.gen) return `entry has gen ${w.entry.key}, slot has ${describeWord(w.word)}`;
+    return w.state === FREE ? 'entry for a FREE slot' : null;
+  },
+};
+
+export function checkState(w: World): void {
+  for (const [name, check] of Object.entries(stateInvariants)) {
+    const wrong = check(w);
+    expect(wrong === null, name, () => `${wrong ?? ''}: ${w.describe()}`);
+  }
+}
+
+/**
+ * Invariants once nothing can move (the waiters are out of budget or have nothing to take).
+ * - A deleted registration was freed.
+ * - No lost wake-up: a live registration nobody holds, with readiness, a force or handed-on
+ *   readiness pending, is armed in the kernel on a ready fd, or has an event in flight, or is
+ *   queued; and one more waiter (the kernel still firing) is delivered it.
+ * - A force is delivered exactly once: then FORCED deliveries equal the forces that returned
+ *   FORCED_PUSH or FORCED_LATER. (Not for a registration deleted with a force pending, which
+ *   cancels it, nor for one a handler keeps, whose force waits for its rearm.)
+ */
+export function checkEnd(w: World): void {
+  for (let g = 1; g < GENS; g++) {
+    if (!w.isDeleted(g)) continue;
+    expect((w.released & (1 << g)) !== 0, 'a deleted registration is freed', () => `gen ${g} deleted, never released: ${w.describe()}`);
+  }
+  const gen = w.gen;
+  if (!w.live || w.holders(gen).length > 0) return;
+  let settled = w;
+  if (w.fdReady || (w.word & (FORCE | PENDING)) !== 0) {
+    const armedAndReady = w.entry.present && w.entry.armed && w.fdReady;
+    const inFlight = w.inFlight.includes(gen);
+    const queued = w.queue.includes(SLOT) && (w.word & (FORCE | PENDING)) !== 0;
+    expect(armedAndReady || inFlight || queued, 'no lost wake-up', () => `readiness or a force pending, nothing to deliver it: ${w.describe()}`);
+    settled = drain(w);
+    saw(w.forcePending(gen) === 1 ? 'force delivered by the final drain' : 'readiness delivered by the final drain');
+  }
+  expect(settled.forcesAccepted[gen] === settled.forcesDelivered[gen], 'a force is delivered exactly once', () =>
+    `${settled.forcesAccepted[gen]} forces accepted, ${settled.forcesDelivered[gen]} delivered: ${settled.describe()}`,
+  );
+}
+
+/**
+ * One more waiter takes whatever is there, the kernel still firing, until it is delivered
+ * something; every step is checked like any other. Returns the state after that delivery.
+ */
+function drain(end: World): World {
+  const w = end.clone();
+  const drainer: Actor = { name: 'drain', program: waiter({ mayRead: false, mayKeep: false }), pc: 'wait', gen: 0, budget: 1, spare: 0 };
+  w.actors.push(drainer);
+  while (drainer.budget > 0) {
+    const first = [...drainer.program[drainer.pc]!(w, drainer), ...kernel.run!(w, drainer)][0];
+    expect(first !== undefined, 'no lost wake-up', () => `draining delivered nothing: ${end.describe()}`);
+    first!.run(w, drainer);
+    checkState(w);
+  }
+  return w;
+}
+
+// ---- The model for the explorer -------------------------------------------------------------
+
+export const slotModel: Model<World> = {
+  key: (w) => w.key(),
+  steps: (w) => {
+    const steps: Step<World>[] = [];
+    w.actors.forEach((actor, i) => {
+      const at = actor.program[actor.pc];
+      if (at === undefined) throw new Error(`${actor.name} has no step at ${actor.pc}`);
+      for (const m of at(w, actor)) {
+        steps.push({
+          label: `${actor.name}: ${m.label}`,
+          next: () => {
+            const next = w.clone();
+            m.run(next, next.actors[i]!);
+            return { state: next, result: next.result };
+          },
+        });
+      }
+    });
+    return steps;
+  },
+  checkState,
+  checkEnd,
+  describe: (w) => w.describe(),
+};
+
+// ---- Building a start state -----------------------------------------------------------------
+
+export interface Start {
+  readonly oneshot: boolean;
+  readonly fdReady: boolean;
+  /** Start with the registration already delivered to the first waiter (it is handling it). */
+  readonly firstWaiterHolds: boolean;
+}
+
+/**
+ * A fresh slot (generation 1, as Table.create leaves it), armed and added to the kernel with
+ * the real `arm`; the actors all work on generation 1.
+ */
+export function startWorld(start: Start, actors: readonly Omit<Actor, 'gen'>[]): World {
+  const w = new World();
+  w.word = 1 << GEN_SHIFT;
+  const token = w.run((words) => arm(words, SLOT, start.oneshot));
+  const gen = genOfToken(token);
+  if (start.oneshot) w.oneshot |= 1 << gen;
+  w.kernelAdd(gen);
+  w.fdReady = start.fdReady;
+  w.actors = actors.map((a) => ({ ...a, gen }));
+  if (start.firstWaiterHolds) {
+    // The kernel fired and the first waiter claimed it: it now runs its handler.
+    w.entry.armed = false;
+    const first = w.actors[0]!;
+    first.budget++;
+    deliver(w, first, gen, w.run((words) => claim(words, SLOT, gen, Ready.READABLE)), 'start');
+  }
+  return w;
+}
