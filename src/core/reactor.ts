@@ -19,6 +19,7 @@ import {
   FORCED_PUSH,
   genOf,
   genOfToken,
+  slotOfToken,
   MUST_FREE,
   NOT_LIVE,
   OK,
@@ -179,8 +180,8 @@ export class Reactor {
       try {
         this.backend.add(fd, interest, token);
       } catch (e) {
-        beginDelete(this.words, token % SLOT_LIMIT, genOfToken(token));
-        this.table.free(token % SLOT_LIMIT);
+        beginDelete(this.words, slotOfToken(token), genOfToken(token));
+        this.table.free(slotOfToken(token));
         throw e;
       }
       return token;
@@ -392,7 +393,7 @@ export class Reactor {
     const capacity = this.table.capacity;
     for (let i = 0; i < got; i++) {
       const key = raw.keys[i]!;
-      const slot = key % SLOT_LIMIT;
+      const slot = slotOfToken(key);
       if (slot >= capacity) continue;
       const gen = genOfToken(key);
       const flags = claim(this.words, slot, gen, raw.readiness[i]!);
@@ -451,7 +452,7 @@ export class Reactor {
     if (typeof token !== 'number' || !Number.isSafeInteger(token) || token < 0) {
       throw new ReactorError('EINVAL', `a token is a non-negative safe integer returned by add(), got ${String(token)}`);
     }
-    const slot = token % SLOT_LIMIT;
+    const slot = slotOfToken(token);
     if (slot >= this.table.capacity) throw notLive(token);
     return slot;
   }

@@ -57,12 +57,17 @@ export function tokenOf(slot: number, gen: number): number {
   return gen * SLOT_LIMIT + slot;
 }
 
+/**
+ * The slot of a token. `&` truncates the double to its low 32 bits, which keep the low 22, and
+ * compiles to integer instructions where `%` on a double above 2^31 would call fmod.
+ */
 export function slotOfToken(token: number): number {
-  return token % SLOT_LIMIT;
+  return token & (SLOT_LIMIT - 1);
 }
 
+/** The generation of a token: below 2^21, so `| 0` floors the exact quotient. */
 export function genOfToken(token: number): number {
-  return Math.floor(token / SLOT_LIMIT);
+  return (token / SLOT_LIMIT) | 0;
 }
 
 /** The flags a delivery carries for the force bits of a word. */
