@@ -48,6 +48,9 @@ function epollEvents(interest: number): number {
   return events;
 }
 
+/** epollEvents for every interest (1 to 3), so a re-arm looks it up. */
+const EVENTS_OF_INTEREST = [0, epollEvents(1), epollEvents(2), epollEvents(3)];
+
 /** epoll events → Ready bits. */
 function readiness(events: number): number {
   let ready = 0;
@@ -99,11 +102,11 @@ export class EpollBackend implements Backend {
   ) {}
 
   add(fd: Fd, interest: number, key: Key): void {
-    this.ctl(EPOLL_CTL_ADD, fd, epollEvents(interest), key);
+    this.ctl(EPOLL_CTL_ADD, fd, EVENTS_OF_INTEREST[interest]!, key);
   }
 
   enable(fd: Fd, interest: number, key: Key): void {
-    this.ctl(EPOLL_CTL_MOD, fd, epollEvents(interest), key);
+    this.ctl(EPOLL_CTL_MOD, fd, EVENTS_OF_INTEREST[interest]!, key);
   }
 
   remove(fd: Fd, key: Key): void {
@@ -166,7 +169,7 @@ export class EpollBackend implements Backend {
     const ev = this.ctlEvent;
     ev[0] = events;
     ev[DATA_LO] = key >>> 0;
-    ev[DATA_HI] = Math.floor(key / TWO_32);
+    ev[DATA_HI] = (key / TWO_32) >>> 0;
     if (epoll_ctl(this.epfd, op, fd, ev) === 0) return;
     const e = errno();
     throw syscallError('epoll_ctl', e, ctlFailure(op, fd, e));
