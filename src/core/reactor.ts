@@ -3,6 +3,7 @@ import { RawEvents, type Backend, type BackendHandle, type BackendKind } from '.
 import { ReactorError } from './errors.js';
 import { Events } from './events.js';
 import { checkFd, checkInterest, checkMode, checkTimeout, Mode } from './flags.js';
+import { Deadlines, NONE, type DeadlineMemory } from './deadlines.js';
 import { Lifetime } from './lifetime.js';
 import { ReadyQueue } from './ready-queue.js';
 import {
@@ -19,6 +20,7 @@ import {
   FORCED_PUSH,
   genOf,
   genOfToken,
+  isLive,
   slotOfToken,
   MUST_FREE,
   NOT_LIVE,
@@ -53,6 +55,7 @@ export interface ReactorHandle {
   readonly queue: SharedArrayBuffer;
   readonly signals: SharedArrayBuffer;
   readonly lifetime: SharedArrayBuffer;
+  readonly deadlines: DeadlineMemory;
 }
 
 /** Int32 words of the signals buffer, each on its own cache line. */
@@ -98,6 +101,7 @@ export class Reactor {
       ReadyQueue.create(capacity),
       new SharedArrayBuffer(SIGNAL_INTS * 4),
       Lifetime.memory(),
+      Deadlines.create(capacity),
     );
   }
 
@@ -116,13 +120,21 @@ export class Reactor {
       !(h.table?.buffer instanceof SharedArrayBuffer) ||
       !(h.queue instanceof SharedArrayBuffer) ||
       !(h.signals instanceof SharedArrayBuffer) ||
-      !(h.lifetime instanceof SharedArrayBuffer)
+      !(h.lifetime instanceof SharedArrayBuffer) ||
+      !(h.deadlines?.buffer instanceof SharedArrayBuffer)
     ) {
       throw new ReactorError('EINVAL', 'not a reactor handle: pass what reactor.share() returned');
     }
     const lifetime = new Lifetime(h.lifetime);
     if (lifetime.closed) throw closedError();
-    return new Reactor(attachBackend(h.backend), Table.attach(h.table), new ReadyQueue(h.queue), h.signals, h.lifetime);
+    return new Reactor(
+      attachBackend(h.backend),
+      Table.attach(h.table),
+      new ReadyQueue(h.queue),
+      h.signals,
+      h.lifetime,
+      new Deadlines(h.deadlines),
+    );
   }
 
   private readonly lifetime: Lifetime;
@@ -133,6 +145,7 @@ export class Reactor {
     private readonly queue: ReadyQueue,
     signals: SharedArrayBuffer,
     lifetime: SharedArrayBuffer,
+    private readonly deadlines: Deadlines,
   ) {
     this.words = table.words;
     this.signals = new Int32Array(signals);
@@ -246,6 +259,37 @@ export class Reactor {
   }
 
   /**
+   * Sets, moves or (with null) cancels the registration's deadline, from any thread. When it
+   * passes, the registration is forced once: delivered flagged FORCED and TIMEOUT, to one
+   * waiter, or right after its handler re-arms if one holds it. A deadline fires once; set it
+   * again for the next one. Thousands cost no fd: they share one heap, and waiters sleep no
+   * longer than the earliest.
+   *
+   * @example
+   * r.setDeadline(token, 30_000); // idle timeout: refresh it on every read
+   */
+  setDeadline(token: number, ms: number | null): void {
+    const slot = this.slotOf(token);
+    const gen = genOfToken(token);
+    if (ms !== null && (typeof ms !== 'number' || !(ms >= 0) || ms > 0x7fffffff)) {
+      throw new ReactorError('EINVAL', `a deadline is a number of milliseconds from 0 to 2^31-1, or null to cancel it; got ${String(ms)}`);
+    }
+    this.enter();
+    try {
+      if (!isLive(this.words, slot, gen)) throw notLive(token);
+      if (ms === null) {
+        this.deadlines.cancel(slot);
+        return;
+      }
+      const earliest = this.deadlines.set(slot, gen, this.deadlines.now() + ms);
+      // Waiters sleep no longer than the earliest deadline: a new earliest must wake one.
+      if (earliest && Atomics.load(this.signals, SLEEPERS) > 0) this.backend.wake();
+    } finally {
+      this.leave();
+    }
+  }
+
+  /**
    * Deletes a registration from any thread. Its token is dead at once: no event is delivered
    * for it afterwards and every call with it fails with ENOENT. Succeeds if the fd was already
    * closed.
@@ -340,6 +384,7 @@ export class Reactor {
       queue: this.queue.buffer,
       signals: this.signals.buffer as SharedArrayBuffer,
       lifetime: this.lifetime.buffer,
+      deadlines: this.deadlines.memory,
     };
   }
 
@@ -349,17 +394,18 @@ export class Reactor {
     const start = timeout > 0 ? performance.now() : 0;
     let remaining = timeout;
     for (;;) {
+      const sleep = this.fireDeadlines(remaining);
       // Software deliveries first, up to half the batch, so that neither kind starves the other.
       let n = this.claimQueued(events, 0, Math.max(1, events.capacity >> 1));
       const room = events.capacity - n;
       let got: number;
-      if (n === 0 && remaining !== 0 && this.queue.length === 0) {
+      if (n === 0 && sleep !== 0 && this.queue.length === 0) {
         // Count in as a sleeper before the last checks: a push, notify or close that misses
         // this waiter's checks sees the count and wakes it.
         Atomics.add(signals, SLEEPERS, 1);
         const pending = this.queue.length !== 0 || Atomics.load(signals, NOTIFIED) !== 0 || this.lifetime.closed;
         try {
-          got = this.backend.wait(this.raw, room, pending ? 0 : remaining);
+          got = this.backend.wait(this.raw, room, pending ? 0 : sleep);
         } finally {
           Atomics.sub(signals, SLEEPERS, 1);
         }
@@ -386,6 +432,29 @@ export class Reactor {
       }
     }
   }
+
+  /**
+   * Turns every passed deadline into a TIMEOUT force (queued if armed), and returns how long
+   * the kernel wait may sleep: `remaining`, cut short by the next deadline.
+   */
+  private fireDeadlines(remaining: number): number {
+    const deadlines = this.deadlines;
+    let due = deadlines.earliest();
+    if (due === NONE) return remaining;
+    const now = deadlines.now();
+    if (now >= due) {
+      deadlines.takeDue(now, this.forceTimeout);
+      due = deadlines.earliest();
+      if (due === NONE) return remaining;
+    }
+    const untilDue = Math.max(1, Math.ceil(due - now));
+    return remaining < 0 ? untilDue : Math.min(remaining, untilDue);
+  }
+
+  /** A deadline passed: force with TIMEOUT. (Bound once: takeDue calls it per deadline.) */
+  private readonly forceTimeout = (slot: number, gen: number): void => {
+    if (force(this.words, slot, gen, true) === FORCED_PUSH) this.queue.push(slot);
+  };
 
   /** Claims the backend's `got` raw events into `events` from index n; returns the new count. */
   private claimKernelEvents(events: Events, n: number, got: number): number {
@@ -433,6 +502,7 @@ export class Reactor {
       this.backend.remove(table.fds[slot]!, token);
     } finally {
       if (retire) table.retired[slot] = genOfToken(token);
+      this.deadlines.cancel(slot);
       table.free(slot);
     }
   }

@@ -185,18 +185,31 @@ export const ALREADY_FORCED = 3;
 
 /**
  * FORCEOS from any thread: sets F (and T for a deadline). ARMED: queued for one waiter;
- * ACTIVE or REARMING: delivered after the holder re-arms. One force at a time.
+ * ACTIVE or REARMING: delivered after the holder re-arms. One force at a time: a second one
+ * answers ALREADY_FORCED, and a deadline's adds T to the pending force.
  */
 export function force(words: Int32Array, slot: number, gen: number, timeout: boolean): number {
   for (let w = words[slot]!; ; w = Atomics.load(words, slot)) {
     if (genOf(w) !== gen) return NOT_LIVE;
     const state = w & STATE;
     if (state === FREE || state === DELETING) return NOT_LIVE;
-    if ((w & FORCE) !== 0) return ALREADY_FORCED;
+    if ((w & FORCE) !== 0) {
+      // A deadline passing while a force is pending joins it: the one delivery says TIMEOUT.
+      if (!timeout || (w & TIMEOUT) !== 0) return ALREADY_FORCED;
+      if (Atomics.compareExchange(words, slot, w, w | TIMEOUT) === w) return ALREADY_FORCED;
+      continue;
+    }
     const push = state === ARMED && (w & QUEUED) === 0;
     const next = w | FORCE | (timeout ? TIMEOUT : 0) | (push ? QUEUED : 0);
     if (Atomics.compareExchange(words, slot, w, next) === w) return push ? FORCED_PUSH : FORCED_LATER;
   }
+}
+
+/** Whether (slot, gen) is a live registration: armed, held or re-arming. */
+export function isLive(words: Int32Array, slot: number, gen: number): boolean {
+  const w = Atomics.load(words, slot);
+  const state = w & STATE;
+  return genOf(w) === gen && state !== FREE && state !== DELETING;
 }
 
 /** ARMED or ACTIVE → DELETING. A REARMING slot answers BUSY: wait it out and call again. */

@@ -313,6 +313,8 @@ function doForce(w: World, gen: number, deadline: boolean): number {
   }
   if (r === ALREADY_FORCED) {
     expect(pendingBefore === 1, 'one force at a time', () => `ALREADY_FORCED with no force pending: ${w.describe()}`);
+    // A deadline joins the pending force: its one delivery must then say TIMEOUT.
+    if (deadline) w.forceIsDeadline[gen] = true;
     saw('already forced');
   }
   if (r === FORCED_PUSH || r === FORCED_LATER) {
