@@ -40,6 +40,12 @@ export interface OpenOptions {
   readonly backend?: BackendChoice;
   /** The most registrations alive at once (default 65536, at most 2^22). */
   readonly capacity?: number;
+  /**
+   * Bytes of shared state per registration (default 0, at most 65536), visible from every
+   * thread: what a handler leaves there (a half-read request, output a partial send left) is
+   * there for the next handler of that registration, in whatever thread it runs.
+   */
+  readonly stateBytes?: number;
 }
 
 /** Options of `Reactor.add`. */
@@ -56,6 +62,13 @@ export interface ReactorHandle {
   readonly signals: SharedArrayBuffer;
   readonly lifetime: SharedArrayBuffer;
   readonly deadlines: DeadlineMemory;
+  readonly state: StateMemory;
+}
+
+/** The per-registration state: `bytes` for each slot, slot after slot. */
+interface StateMemory {
+  readonly bytes: number;
+  readonly buffer: SharedArrayBuffer;
 }
 
 /** Int32 words of the signals buffer, each on its own cache line. */
@@ -94,6 +107,13 @@ export class Reactor {
     if (!Number.isInteger(capacity) || capacity < 1 || capacity > SLOT_LIMIT) {
       throw new ReactorError('EINVAL', `capacity must be an integer from 1 to ${SLOT_LIMIT}, got ${String(capacity)}`);
     }
+    const stateBytes = options.stateBytes ?? 0;
+    if (!Number.isInteger(stateBytes) || stateBytes < 0 || stateBytes > 65536 || capacity * stateBytes > 2 ** 31) {
+      throw new ReactorError(
+        'EINVAL',
+        `stateBytes must be an integer from 0 to 65536, and capacity × stateBytes at most 2 GiB; got ${String(stateBytes)}`,
+      );
+    }
     const backend = openBackend(options.backend ?? 'auto', capacity);
     return new Reactor(
       backend,
@@ -102,6 +122,7 @@ export class Reactor {
       new SharedArrayBuffer(SIGNAL_INTS * 4),
       Lifetime.memory(),
       Deadlines.create(capacity),
+      { bytes: stateBytes, buffer: new SharedArrayBuffer(capacity * stateBytes) },
     );
   }
 
@@ -121,7 +142,8 @@ export class Reactor {
       !(h.queue instanceof SharedArrayBuffer) ||
       !(h.signals instanceof SharedArrayBuffer) ||
       !(h.lifetime instanceof SharedArrayBuffer) ||
-      !(h.deadlines?.buffer instanceof SharedArrayBuffer)
+      !(h.deadlines?.buffer instanceof SharedArrayBuffer) ||
+      !(h.state?.buffer instanceof SharedArrayBuffer)
     ) {
       throw new ReactorError('EINVAL', 'not a reactor handle: pass what reactor.share() returned');
     }
@@ -134,6 +156,7 @@ export class Reactor {
       h.signals,
       h.lifetime,
       new Deadlines(h.deadlines),
+      h.state,
     );
   }
 
@@ -146,6 +169,7 @@ export class Reactor {
     signals: SharedArrayBuffer,
     lifetime: SharedArrayBuffer,
     private readonly deadlines: Deadlines,
+    private readonly stateMemory: StateMemory,
   ) {
     this.words = table.words;
     this.signals = new Int32Array(signals);
@@ -160,6 +184,11 @@ export class Reactor {
   /** The most registrations alive at once. */
   get capacity(): number {
     return this.table.capacity;
+  }
+
+  /** Bytes of shared state per registration, as chosen at `open`. */
+  get stateBytes(): number {
+    return this.stateMemory.bytes;
   }
 
   /** True once any thread has called `close`. */
@@ -190,6 +219,8 @@ export class Reactor {
       if (token === -2) {
         throw new ReactorError('ENOSPC', `all ${this.capacity} registrations are in use: delete some, or open with a larger capacity`);
       }
+      const bytes = this.stateMemory.bytes;
+      if (bytes > 0) new Uint8Array(this.stateMemory.buffer, slotOfToken(token) * bytes, bytes).fill(0);
       try {
         this.backend.add(fd, interest, token);
       } catch (e) {
@@ -290,6 +321,41 @@ export class Reactor {
   }
 
   /**
+   * The registration's shared state: a view of its `stateBytes` bytes, zeroed when it was
+   * added. Read and write it while holding the event; writes past its end are dropped, as for
+   * any typed array, so copy in with `writeState`, which refuses what does not fit.
+   *
+   * @example
+   * const st = r.state(token); const pending = new DataView(st.buffer, st.byteOffset).getUint32(0, true);
+   */
+  state(token: number): Uint8Array {
+    const slot = this.slotOf(token);
+    if (!isLive(this.words, slot, genOfToken(token))) throw notLive(token);
+    const bytes = this.stateMemory.bytes;
+    return new Uint8Array(this.stateMemory.buffer, slot * bytes, bytes);
+  }
+
+  /**
+   * Copies `data` into the registration's shared state at `offset`. EMSGSIZE if it does not
+   * fit: never a silent truncation.
+   *
+   * @example
+   * r.writeState(token, unsent, 4);
+   */
+  writeState(token: number, data: Uint8Array, offset = 0): void {
+    const view = this.state(token);
+    if (!(data instanceof Uint8Array)) throw new ReactorError('EINVAL', 'writeState takes a Uint8Array');
+    if (!Number.isInteger(offset) || offset < 0) throw new ReactorError('EINVAL', `offset must be a non-negative integer, got ${String(offset)}`);
+    if (offset + data.length > view.length) {
+      throw new ReactorError(
+        'EMSGSIZE',
+        `${data.length} bytes at offset ${offset} do not fit the ${view.length} bytes of state per registration: open with a larger stateBytes`,
+      );
+    }
+    view.set(data, offset);
+  }
+
+  /**
    * Deletes a registration from any thread. Its token is dead at once: no event is delivered
    * for it afterwards and every call with it fails with ENOENT. Succeeds if the fd was already
    * closed.
@@ -385,6 +451,7 @@ export class Reactor {
       signals: this.signals.buffer as SharedArrayBuffer,
       lifetime: this.lifetime.buffer,
       deadlines: this.deadlines.memory,
+      state: this.stateMemory,
     };
   }
 

@@ -6,7 +6,13 @@ import { BAD_SEQUENCE, BALL_BYTES, BYTES_READ, BYTES_WRITTEN, DELIVERIES, SlotCo
 
 export type Task =
   /** One wait; reports what it got and how long it blocked. */
-  | { readonly kind: 'waitOnce'; readonly timeoutMs: number; readonly capacity?: number }
+  | {
+      readonly kind: 'waitOnce';
+      readonly timeoutMs: number;
+      readonly capacity?: number;
+      /** Also report the first event's shared state, as text up to its first NUL, from offset 4. */
+      readonly readState?: boolean;
+    }
   /**
    * Handle events until the reactor closes: count each delivery in the shared counters, hold it
    * for `holdSpins` busy iterations (widening any race), drain the fd if `read`, then rearm.
@@ -45,13 +51,14 @@ export interface TaskResult {
   readonly elapsedMs: number;
   /** 'closed' when a call failed with ECLOSED or wait returned after close. */
   readonly ended: 'returned' | 'closed';
+  readonly state?: string;
 }
 
 const { reactor: handle, task } = workerData as { reactor: ReactorHandle; task: Task };
 const r = Reactor.attach(handle);
 parentPort!.postMessage({ ready: true });
 
-function waitOnce(timeoutMs: number, capacity: number): TaskResult {
+function waitOnce(timeoutMs: number, capacity: number, readState: boolean): TaskResult {
   const ev = new Events(capacity);
   const start = performance.now();
   let n = 0;
@@ -65,7 +72,11 @@ function waitOnce(timeoutMs: number, capacity: number): TaskResult {
   }
   const tokens = Array.from(ev.tokens.subarray(0, n));
   const flags = Array.from(ev.flags.subarray(0, n));
-  return { threadId, n, tokens, flags, elapsedMs: performance.now() - start, ended };
+  const elapsedMs = performance.now() - start;
+  if (!readState || n === 0) return { threadId, n, tokens, flags, elapsedMs, ended };
+  const bytes = r.state(tokens[0]!).subarray(4);
+  const state = new TextDecoder().decode(bytes.subarray(0, bytes.indexOf(0)));
+  return { threadId, n, tokens, flags, elapsedMs, ended, state };
 }
 
 function serve(t: Extract<Task, { kind: 'serve' }>): TaskResult {
@@ -139,5 +150,5 @@ function pingPong(t: Extract<Task, { kind: 'pingPong' }>): TaskResult {
 }
 
 const result =
-  task.kind === 'waitOnce' ? waitOnce(task.timeoutMs, task.capacity ?? 16) : task.kind === 'serve' ? serve(task) : pingPong(task);
+  task.kind === 'waitOnce' ? waitOnce(task.timeoutMs, task.capacity ?? 16, task.readState ?? false) : task.kind === 'serve' ? serve(task) : pingPong(task);
 parentPort!.postMessage({ result });
