@@ -155,6 +155,10 @@ export class EpollBackend implements Backend {
     close(this.epfd);
   }
 
+  pollFd(): number {
+    return this.epfd;
+  }
+
   share(): EpollHandle {
     return { kind: 'epoll', epfd: this.epfd, wakefd: this.wakefd };
   }

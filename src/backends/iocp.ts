@@ -461,6 +461,11 @@ export class IocpBackend implements Backend {
     api.WSACleanup();
   }
 
+  /** A completion port is not a socket: Node's loop cannot poll it. */
+  pollFd(): null {
+    return null;
+  }
+
   share(): IocpHandle {
     return this.handle;
   }

@@ -390,6 +390,10 @@ export class KqueueBackend implements Backend {
     close(this.kq);
   }
 
+  pollFd(): number {
+    return this.kq;
+  }
+
   share(): KqueueHandle {
     return {
       kind: 'kqueue',

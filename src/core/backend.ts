@@ -54,4 +54,9 @@ export interface Backend {
   close(): void;
   /** A handle from which `attach` in another thread makes a backend over the same queue. */
   share(): BackendHandle;
+  /**
+   * An fd that polls readable while `wait` would return something (epoll and kqueue fds
+   * do), for watching from Node's own event loop; null where there is none (IOCP).
+   */
+  pollFd(): Fd | null;
 }

@@ -5,6 +5,7 @@ import { Events } from './events.js';
 import { checkFd, checkInterest, checkMode, checkTimeout, Mode } from './flags.js';
 import { Deadlines, NONE, type DeadlineMemory } from './deadlines.js';
 import { Lifetime } from './lifetime.js';
+import { waitAsync, watch, type LoopSource, type StopWatching } from '../loop/watch.js';
 import { ReadyQueue } from './ready-queue.js';
 import {
   abortRearm,
@@ -91,6 +92,9 @@ const USER_FLAGS = MUST_FREE - 1;
  * for (let i = 0; i < n; i++) { handle(ev.token(i), ev.flag(i)); r.rearm(ev.token(i)); }
  */
 export class Reactor {
+  /** Whether the last wait returned because it consumed a `notify`. */
+  private lastNotified = false;
+  private loop: LoopSource | undefined;
   /** This thread's buffer for the backend's events, grown to the largest Events seen. */
   private raw = new RawEvents(1);
   private readonly words: Int32Array;
@@ -394,6 +398,7 @@ export class Reactor {
     if (this.raw.capacity < events.capacity) this.raw = new RawEvents(events.capacity);
     this.enter();
     let n = 0;
+    this.lastNotified = false;
     try {
       n = this.collect(events, timeout);
     } finally {
@@ -401,6 +406,42 @@ export class Reactor {
     }
     events.length = n;
     return n;
+  }
+
+  /**
+   * Delivers on this thread's Node event loop, without blocking it: onEvents(events, n) runs
+   * whenever events arrive, in at most 16 batches per loop turn, until the returned function is
+   * called or the reactor closes. The handler holds each event as usual (rearm or delete it),
+   * and worker threads may wait on the same reactor meanwhile. On epoll and kqueue the
+   * reactor's fd is polled by Node's own libuv; on IOCP, which has no pollable fd, it looks
+   * every millisecond: there, prefer worker threads with `wait`.
+   *
+   * @example
+   * const stop = r.watch((ev, n) => { for (let i = 0; i < n; i++) handle(ev.token(i), ev.flag(i)); });
+   */
+  watch(onEvents: (events: Events, n: number) => void, options: { readonly capacity?: number } = {}): StopWatching {
+    if (typeof onEvents !== 'function') throw new ReactorError('EINVAL', 'watch needs a function (events, n) => void');
+    const events = new Events(options.capacity ?? 64);
+    if (this.lifetime.closed) throw closedError();
+    return watch(this.loopSource(), events, onEvents);
+  }
+
+  /**
+   * `wait` for the event loop: resolves with how many events were delivered into `events`, or
+   * 0 on timeout, after `notify`, or when the reactor is closed meanwhile. Never blocks.
+   *
+   * @example
+   * const n = await r.waitAsync(ev, 1000);
+   */
+  waitAsync(events: Events, timeoutMs: number = -1): Promise<number> {
+    try {
+      if (!(events instanceof Events)) throw new ReactorError('EINVAL', 'waitAsync needs an Events batch: new Events(capacity)');
+      const timeout = checkTimeout(timeoutMs);
+      if (this.lifetime.closed) throw closedError();
+      return waitAsync(this.loopSource(), events, timeout);
+    } catch (e) {
+      return Promise.reject(e);
+    }
   }
 
   /**
@@ -455,6 +496,43 @@ export class Reactor {
     };
   }
 
+  /** This reactor as the loop integration sees it. */
+  private loopSource(): LoopSource {
+    if (this.loop !== undefined) return this.loop;
+    const reactor = this;
+    this.loop = {
+      pollFd: this.backend.pollFd(),
+      poll(events) {
+        try {
+          return reactor.wait(events, 0);
+        } catch (e) {
+          if (e instanceof ReactorError && e.code === 'ECLOSED') return 0;
+          throw e;
+        }
+      },
+      untilDeadline() {
+        const due = reactor.deadlines.earliest();
+        return due === NONE ? -1 : Math.max(0, Math.ceil(due - reactor.deadlines.now()));
+      },
+      attachWatcher() {
+        if (!reactor.lifetime.enter()) return false;
+        Atomics.add(reactor.signals, SLEEPERS, 1);
+        return true;
+      },
+      detachWatcher() {
+        Atomics.sub(reactor.signals, SLEEPERS, 1);
+        reactor.leave();
+      },
+      get notified() {
+        return reactor.lastNotified;
+      },
+      get closed() {
+        return reactor.closed;
+      },
+    };
+    return this.loop;
+  }
+
   /** Kernel events first, then the ready queue, until something is delivered or time is up. */
   private collect(events: Events, timeout: number): number {
     const signals = this.signals;
@@ -492,7 +570,11 @@ export class Reactor {
         if (Atomics.load(signals, NOTIFIED) !== 0 && Atomics.load(signals, SLEEPERS) > 0) this.backend.wake();
         return n;
       }
-      if (Atomics.exchange(signals, NOTIFIED, 0) !== 0 || remaining === 0) return 0;
+      if (Atomics.exchange(signals, NOTIFIED, 0) !== 0) {
+        this.lastNotified = true;
+        return 0;
+      }
+      if (remaining === 0) return 0;
       if (remaining > 0) {
         remaining = Math.ceil(timeout - (performance.now() - start));
         if (remaining <= 0) return 0;

@@ -1,0 +1,119 @@
+/**
+ * Deliveries on Node's own event loop, for the main thread: `watch` and `waitAsync` poll the
+ * reactor's fd with Node's libuv (through koffi's uv_poll binding) and take events with
+ * non-blocking waits, so the loop never blocks and no thread-pool slot is used.
+ */
+import koffi from 'koffi';
+import type { Events } from '../core/events.js';
+
+/** The little of a reactor the loop integration needs. */
+export interface LoopSource {
+  /** Takes what is ready now (a wait with timeout 0). */
+  poll(events: Events): number;
+  /** An fd that polls readable when `poll` would find something, or null (IOCP). */
+  readonly pollFd: number | null;
+  /** Milliseconds until the earliest deadline, or -1 when none is set. */
+  untilDeadline(): number;
+  /**
+   * Counts a watcher in: as a sleeper, so forces, notifications and new deadlines from other
+   * threads signal the poll fd, and as a user, so the kernel objects outlive the watch.
+   * False if the reactor is closed.
+   */
+  attachWatcher(): boolean;
+  detachWatcher(): void;
+  /** Whether the last `poll` returned because of a `notify`. */
+  readonly notified: boolean;
+  readonly closed: boolean;
+}
+
+/** Batches handled per loop turn before yielding, so timers and I/O keep their turn. */
+const BATCHES_PER_TURN = 16;
+/** How often the fallback looks when the reactor has no pollable fd. */
+const FALLBACK_POLL_MS = 1;
+
+/** Stops a watch; idempotent. */
+export type StopWatching = () => void;
+
+/** What a look at the reactor found: nothing more now, more to take at once, or the end. */
+type Look = 'idle' | 'busy' | 'done';
+
+/**
+ * Calls `look` whenever the reactor may have something (its fd polls readable, a deadline is
+ * due, or, with no pollable fd, every millisecond) until it answers 'done' or is stopped.
+ */
+function onReady(source: LoopSource, look: () => Look): StopWatching {
+  if (!source.attachWatcher()) {
+    look();
+    return () => {};
+  }
+  let stopped = false;
+  let timer: NodeJS.Timeout | undefined;
+  const handle = source.pollFd === null ? undefined : koffi.node.poll(source.pollFd, { readable: true }, run);
+
+  function run(): void {
+    if (stopped) return;
+    const found = look();
+    if (found === 'done' || source.closed) return stop();
+    if (timer !== undefined) clearTimeout(timer);
+    timer = undefined;
+    const untilDeadline = source.untilDeadline();
+    let delay = found === 'busy' ? 0 : handle === undefined ? FALLBACK_POLL_MS : -1;
+    if (untilDeadline >= 0 && (delay < 0 || untilDeadline < delay)) delay = untilDeadline;
+    if (delay >= 0) timer = setTimeout(run, delay);
+  }
+
+  function stop(): void {
+    if (stopped) return;
+    stopped = true;
+    handle?.close();
+    if (timer !== undefined) clearTimeout(timer);
+    source.detachWatcher();
+  }
+
+  run();
+  return stop;
+}
+
+/**
+ * Calls onEvents(events, n) on the loop thread whenever the reactor delivers, until stopped or
+ * the reactor is closed. Each delivery is held as usual: the handler re-arms or deletes it.
+ */
+export function watch(source: LoopSource, events: Events, onEvents: (events: Events, n: number) => void): StopWatching {
+  return onReady(source, () => {
+    for (let batch = 0; batch < BATCHES_PER_TURN; batch++) {
+      const n = source.poll(events);
+      if (n === 0) return 'idle';
+      onEvents(events, n);
+    }
+    return 'busy';
+  });
+}
+
+/**
+ * Resolves with the number of events delivered into `events`, or 0 on timeout, on `notify`, or
+ * when the reactor is closed meanwhile.
+ */
+export function waitAsync(source: LoopSource, events: Events, timeoutMs: number): Promise<number> {
+  return new Promise((resolve) => {
+    let timer: NodeJS.Timeout | undefined;
+    let settled = false;
+    const settle = (n: number): void => {
+      if (settled) return;
+      settled = true;
+      if (timer !== undefined) clearTimeout(timer);
+      stop?.();
+      resolve(n);
+    };
+    // A look that settles at once also stops at once (it answers 'done'), before stop is set.
+    let stop: StopWatching | undefined;
+    stop = onReady(source, () => {
+      const n = source.poll(events);
+      if (n > 0 || source.notified || source.closed || timeoutMs === 0) {
+        settle(n);
+        return 'done';
+      }
+      return 'idle';
+    });
+    if (!settled && timeoutMs > 0) timer = setTimeout(() => settle(0), timeoutMs);
+  });
+}
