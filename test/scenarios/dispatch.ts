@@ -23,11 +23,8 @@ export const dispatchScenarios: Scenario[] = [
   {
     name: 'rearm_redelivers_unread_data',
     run: (ctx) =>
-      withReactor(ctx, ({ r, ev, pair }) => {
-        const [a, b] = pair();
-        const t = r.add(a, Interest.READABLE);
-        send(b, 'x');
-        assert.equal(r.wait(ev, 1000), 1);
+      withReactor(ctx, ({ r, ev, held }) => {
+        const { a, b, t } = held();
         r.rearm(t);
         assert.equal(r.wait(ev, 1000), 1, 'level semantics: unread data is delivered again');
         assert.equal(ev.token(0), t);

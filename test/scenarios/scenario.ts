@@ -2,8 +2,8 @@
  * The behavioural scenarios, written once against the public API and run on every backend: by
  * vitest on Linux (test/behaviour.test.ts), and by a plain runner where vitest cannot run.
  */
-import { Events, Reactor, type BackendKind } from '../../src/index.js';
-import { closeFd, socketPair } from '../support/sockets.js';
+import { Events, Interest, Reactor, type BackendKind } from '../../src/index.js';
+import { closeFd, send, socketPair } from '../support/sockets.js';
 
 export interface Context {
   readonly backend: BackendKind;
@@ -23,6 +23,8 @@ export interface Fixture {
   pair(): [number, number];
   /** Closes an fd now and stops tracking it. */
   close(fd: number): void;
+  /** A pair with `a` registered READABLE, a byte sent from `b`, and its event delivered: held. */
+  held(): { a: number; b: number; t: number };
 }
 
 /** Runs body with a fresh reactor on ctx's backend; closes it and every pair afterwards. */
@@ -45,6 +47,14 @@ export async function withReactor(
     close(fd) {
       fds.delete(fd);
       closeFd(fd);
+    },
+    held() {
+      const [a, b] = fixture.pair();
+      const t = r.add(a, Interest.READABLE);
+      send(b, 'x');
+      const n = r.wait(fixture.ev, 1000);
+      if (n !== 1 || fixture.ev.token(0) !== t) throw new Error(`expected the one delivery of token ${t}, got ${n} events`);
+      return { a, b, t };
     },
   };
   try {
