@@ -2,7 +2,6 @@
 import assert from 'node:assert/strict';
 import { existsSync, readdirSync } from 'node:fs';
 import { Interest, Ready } from '../../src/index.js';
-
 import { startWorker } from '../support/threads.js';
 import { expectCode, sleep, withReactor, type Scenario } from './scenario.js';
 
