@@ -619,7 +619,11 @@ export class IocpBackend implements Backend {
       if (this.socketIoctl(socket, SIO_BASE_HANDLE)) return this.ioctlResult();
       const error = this.api.WSAGetLastError();
       if (error === WSAENOTSOCK) {
-        throw win32Error('WSAIoctl', error, `handle ${fd} is not an open socket: the IOCP backend polls Winsock sockets only`);
+        // EBADF, as on every backend: not an fd (here, a socket) the reactor can watch.
+        throw new ReactorError('EBADF', `handle ${fd} is not an open socket: the IOCP backend polls Winsock sockets only`, {
+          syscall: 'WSAIoctl',
+          errno: error,
+        });
       }
       if (!this.socketIoctl(socket, SIO_BSP_HANDLE_POLL) || this.ioctlResult() === socket) {
         throw win32Error('WSAIoctl', error, `could not find the base socket of ${fd} (SIO_BASE_HANDLE)`);

@@ -32,10 +32,9 @@ function unavailable(why: string): NetImplementation {
 const POSIX_PLATFORMS: ReadonlySet<string> = new Set(['linux', 'android', 'darwin', 'freebsd', 'openbsd', 'netbsd']);
 
 // Each implementation binds its OS's libraries when imported, so import only the platform's own.
-// Winsock, when written: `? (await import('./winsock.js')).winsock`.
 const impl: NetImplementation =
   process.platform === 'win32'
-    ? unavailable('evdispatch/net has no Winsock implementation yet')
+    ? (await import('./winsock.js')).winsock
     : POSIX_PLATFORMS.has(process.platform)
       ? (await import('./posix.js')).posix
       : unavailable(`evdispatch/net does not support ${process.platform}`);
@@ -77,8 +76,9 @@ function typeName(value: unknown): string {
 /**
  * Opens a non-blocking TCP socket listening on `host` (an IPv4 or IPv6 literal, or
  * 'localhost' for 127.0.0.1) and `port` (0 picks a free one: read it with `localPort`).
- * SO_REUSEADDR is always set, so a restarted server can rebind at once; `reusePort` sets
- * SO_REUSEPORT where the OS has it. Returns the socket; accept connections when the reactor
+ * A restarted server can rebind at once: SO_REUSEADDR is set on POSIX systems (on Windows,
+ * where that would let another socket take the port over, SO_EXCLUSIVEADDRUSE is set instead);
+ * `reusePort` sets SO_REUSEPORT where the OS has it (not on Windows). Returns the socket; accept connections when the reactor
  * reports it READABLE.
  *
  * @example

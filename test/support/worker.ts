@@ -129,7 +129,8 @@ function pingPong(t: Extract<Task, { kind: 'pingPong' }>): TaskResult {
       const fd = t.fds[slot]!;
       const got = recv(fd, ball);
       if (got > 0) {
-        // One ball per pair: a whole message or nothing (unix stream writes of 8 bytes are atomic).
+        // One ball per pair, 8 bytes sent in one write (one segment over loopback TCP): a short
+        // read would be a broken stream, and counts as out of sequence.
         const pair = t.pairOf[slot]!;
         if (got !== BALL_BYTES || ballWords[0] !== Atomics.load(sequence, pair) || ballWords[1] !== pair) {
           Atomics.add(stats, BAD_SEQUENCE, 1);

@@ -1,4 +1,7 @@
-/** koffi bindings to Windows (kernel32, ntdll, ws2_32): I/O completion ports and AFD polling. */
+/**
+ * koffi bindings to Windows (kernel32, ntdll, ws2_32): I/O completion ports and AFD polling for
+ * the IOCP backend, and the Winsock socket calls of src/net/winsock.ts.
+ */
 import koffi from 'koffi';
 import { ReactorError } from '../../core/errors.js';
 
@@ -62,6 +65,23 @@ export interface Win32 {
     completion: Ptr,
   ): number;
   WSAGetLastError(): number;
+  // ws2_32.dll: sockets, for src/net/winsock.ts. A SOCKET is returned as intptr_t, so
+  // INVALID_SOCKET reads as -1; it is passed as uintptr_t (a JS number).
+  WSASocketW(af: number, type: number, protocol: number, info: Ptr, group: number, flags: number): number;
+  bind(socket: number, address: Uint8Array, length: number): number;
+  listen(socket: number, backlog: number): number;
+  accept(socket: number, address: Ptr, length: Ptr): number;
+  connect(socket: number, address: Uint8Array, length: number): number;
+  recv(socket: number, buf: Uint8Array, length: number, flags: number): number;
+  send(socket: number, buf: Uint8Array, length: number, flags: number): number;
+  shutdown(socket: number, how: number): number;
+  closesocket(socket: number): number;
+  ioctlsocket(socket: number, command: number, argument: Uint32Array): number;
+  getsockname(socket: number, address: Uint8Array, length: Int32Array): number;
+  getsockopt(socket: number, level: number, name: number, value: Int32Array, length: Int32Array): number;
+  setsockopt(socket: number, level: number, name: number, value: Int32Array, length: number): number;
+  // kernel32.dll, for sockets
+  SetHandleInformation(handle: Ptr, mask: number, flags: number): number;
 }
 
 let bound: Win32 | undefined;
@@ -111,6 +131,22 @@ export function win32(): Win32 {
       'int __stdcall WSAIoctl(uintptr_t socket, uint32_t code, void *input, uint32_t inputLength, void *output, uint32_t outputLength, void *bytesReturned, void *overlapped, void *completion)',
     ),
     WSAGetLastError: ws2.func('int __stdcall WSAGetLastError(void)'),
+    WSASocketW: ws2.func(
+      'intptr_t __stdcall WSASocketW(int af, int type, int protocol, void *info, uint32_t group, uint32_t flags)',
+    ),
+    bind: ws2.func('int __stdcall bind(uintptr_t socket, void *address, int length)'),
+    listen: ws2.func('int __stdcall listen(uintptr_t socket, int backlog)'),
+    accept: ws2.func('intptr_t __stdcall accept(uintptr_t socket, void *address, void *length)'),
+    connect: ws2.func('int __stdcall connect(uintptr_t socket, void *address, int length)'),
+    recv: ws2.func('int __stdcall recv(uintptr_t socket, void *buf, int length, int flags)'),
+    send: ws2.func('int __stdcall send(uintptr_t socket, void *buf, int length, int flags)'),
+    shutdown: ws2.func('int __stdcall shutdown(uintptr_t socket, int how)'),
+    closesocket: ws2.func('int __stdcall closesocket(uintptr_t socket)'),
+    ioctlsocket: ws2.func('int __stdcall ioctlsocket(uintptr_t socket, uint32_t command, void *argument)'),
+    getsockname: ws2.func('int __stdcall getsockname(uintptr_t socket, void *address, void *length)'),
+    getsockopt: ws2.func('int __stdcall getsockopt(uintptr_t socket, int level, int name, void *value, void *length)'),
+    setsockopt: ws2.func('int __stdcall setsockopt(uintptr_t socket, int level, int name, void *value, int length)'),
+    SetHandleInformation: kernel32.func('int __stdcall SetHandleInformation(void *handle, uint32_t mask, uint32_t flags)'),
   } as Win32;
   return bound;
 }
@@ -209,6 +245,29 @@ export const WSADATA_SIZE = 512;
 /** MAKEWORD(2, 2). */
 export const WINSOCK_VERSION_2_2 = 0x0202;
 
+// Sockets. <winsock2.h>, <ws2def.h>: SOCK_STREAM 1, IPPROTO_TCP 6, SOL_SOCKET 0xffff,
+// SO_REUSEADDR 0x0004, SO_EXCLUSIVEADDRUSE ((int)(~SO_REUSEADDR)), SO_ERROR 0x1007,
+// SD_RECEIVE/SD_SEND/SD_BOTH 0/1/2, FIONBIO _IOW('f', 126, u_long); <ws2ipdef.h>: TCP_NODELAY
+// 0x0001. The address families are in src/net/sockaddr.ts (WINDOWS_SOCKADDR).
+export const SOCK_STREAM = 1;
+export const IPPROTO_TCP = 6;
+export const SOL_SOCKET = 0xffff;
+export const SO_REUSEADDR = 0x0004;
+export const SO_EXCLUSIVEADDRUSE = ~SO_REUSEADDR;
+export const SO_ERROR = 0x1007;
+export const TCP_NODELAY = 0x0001;
+export const SD_RECEIVE = 0;
+export const SD_SEND = 1;
+export const SD_BOTH = 2;
+export const FIONBIO = 0x8004667e;
+/** INVALID_SOCKET (~0) as the intptr_t the bindings return it as. */
+export const INVALID_SOCKET = -1;
+/** WSASocketW flags: overlapped I/O (what socket() gives), and not inherited by child processes. */
+export const WSA_FLAG_OVERLAPPED = 0x01;
+export const WSA_FLAG_NO_HANDLE_INHERIT = 0x80;
+/** <winbase.h> SetHandleInformation: the handle is inherited by child processes. */
+export const HANDLE_FLAG_INHERIT = 0x1;
+
 // <winerror.h>, Win32 and Winsock error numbers this project names.
 export const ERROR_FILE_NOT_FOUND = 2;
 export const ERROR_PATH_NOT_FOUND = 3;
@@ -224,14 +283,42 @@ export const ERROR_OPERATION_ABORTED = 995;
 export const ERROR_IO_PENDING = 997;
 export const ERROR_ABANDONED_WAIT_0 = 735;
 export const ERROR_NOT_FOUND = 1168;
+export const WSAEINTR = 10004;
 export const WSAEBADF = 10009;
 export const WSAEACCES = 10013;
 export const WSAEFAULT = 10014;
 export const WSAEINVAL = 10022;
 export const WSAEMFILE = 10024;
+/** A non-blocking call that would block: EAGAIN (connect's EINPROGRESS too). */
+export const WSAEWOULDBLOCK = 10035;
+export const WSAEINPROGRESS = 10036;
+export const WSAEALREADY = 10037;
 export const WSAENOTSOCK = 10038;
+export const WSAEDESTADDRREQ = 10039;
+export const WSAEMSGSIZE = 10040;
+export const WSAEPROTOTYPE = 10041;
+export const WSAENOPROTOOPT = 10042;
+export const WSAEPROTONOSUPPORT = 10043;
+export const WSAESOCKTNOSUPPORT = 10044;
 export const WSAEOPNOTSUPP = 10045;
+export const WSAEPFNOSUPPORT = 10046;
+export const WSAEAFNOSUPPORT = 10047;
+export const WSAEADDRINUSE = 10048;
+export const WSAEADDRNOTAVAIL = 10049;
+export const WSAENETDOWN = 10050;
+export const WSAENETUNREACH = 10051;
+export const WSAENETRESET = 10052;
+export const WSAECONNABORTED = 10053;
+export const WSAECONNRESET = 10054;
 export const WSAENOBUFS = 10055;
+export const WSAEISCONN = 10056;
+export const WSAENOTCONN = 10057;
+/** A send after shutdown(SD_SEND): POSIX says EPIPE. */
+export const WSAESHUTDOWN = 10058;
+export const WSAETIMEDOUT = 10060;
+export const WSAECONNREFUSED = 10061;
+export const WSAEHOSTDOWN = 10064;
+export const WSAEHOSTUNREACH = 10065;
 export const WSASYSNOTREADY = 10091;
 export const WSAVERNOTSUPPORTED = 10092;
 export const WSANOTINITIALISED = 10093;
@@ -251,14 +338,40 @@ const errnoNames = new Map<number, string>([
   [ERROR_OPERATION_ABORTED, 'ECANCELED'],
   [ERROR_ABANDONED_WAIT_0, 'ECLOSED'],
   [ERROR_NOT_FOUND, 'ENOENT'],
+  [WSAEINTR, 'EINTR'],
   [WSAEBADF, 'EBADF'],
   [WSAEACCES, 'EACCES'],
   [WSAEFAULT, 'EFAULT'],
   [WSAEINVAL, 'EINVAL'],
   [WSAEMFILE, 'EMFILE'],
+  [WSAEWOULDBLOCK, 'EAGAIN'],
+  [WSAEINPROGRESS, 'EINPROGRESS'],
+  [WSAEALREADY, 'EALREADY'],
   [WSAENOTSOCK, 'ENOTSOCK'],
+  [WSAEDESTADDRREQ, 'EDESTADDRREQ'],
+  [WSAEMSGSIZE, 'EMSGSIZE'],
+  [WSAEPROTOTYPE, 'EPROTOTYPE'],
+  [WSAENOPROTOOPT, 'ENOPROTOOPT'],
+  [WSAEPROTONOSUPPORT, 'EPROTONOSUPPORT'],
+  [WSAESOCKTNOSUPPORT, 'ESOCKTNOSUPPORT'],
   [WSAEOPNOTSUPP, 'ENOTSUP'],
+  [WSAEPFNOSUPPORT, 'EAFNOSUPPORT'],
+  [WSAEAFNOSUPPORT, 'EAFNOSUPPORT'],
+  [WSAEADDRINUSE, 'EADDRINUSE'],
+  [WSAEADDRNOTAVAIL, 'EADDRNOTAVAIL'],
+  [WSAENETDOWN, 'ENETDOWN'],
+  [WSAENETUNREACH, 'ENETUNREACH'],
+  [WSAENETRESET, 'ENETRESET'],
+  [WSAECONNABORTED, 'ECONNABORTED'],
+  [WSAECONNRESET, 'ECONNRESET'],
   [WSAENOBUFS, 'ENOBUFS'],
+  [WSAEISCONN, 'EISCONN'],
+  [WSAENOTCONN, 'ENOTCONN'],
+  [WSAESHUTDOWN, 'EPIPE'],
+  [WSAETIMEDOUT, 'ETIMEDOUT'],
+  [WSAECONNREFUSED, 'ECONNREFUSED'],
+  [WSAEHOSTDOWN, 'EHOSTDOWN'],
+  [WSAEHOSTUNREACH, 'EHOSTUNREACH'],
   [WSASYSNOTREADY, 'ENETDOWN'],
   [WSAVERNOTSUPPORTED, 'ENOTSUP'],
   [WSANOTINITIALISED, 'EINVAL'],
