@@ -410,7 +410,7 @@ export class Reactor {
 
   /**
    * Delivers on this thread's Node event loop, without blocking it: onEvents(events, n) runs
-   * whenever events arrive, in at most 16 batches per loop turn, until the returned function is
+   * whenever events arrive, at most 16 batches or 4 ms per loop turn, until the returned function is
    * called or the reactor closes. The handler holds each event as usual (rearm or delete it),
    * and worker threads may wait on the same reactor meanwhile. On epoll and kqueue the
    * reactor's fd is polled by Node's own libuv; on IOCP, which has no pollable fd, it looks

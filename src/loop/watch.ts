@@ -26,8 +26,9 @@ export interface LoopSource {
   readonly closed: boolean;
 }
 
-/** Batches handled per loop turn before yielding, so timers and I/O keep their turn. */
+/** Batches, and milliseconds, handled per loop turn before yielding, so timers and I/O keep their turn. */
 const BATCHES_PER_TURN = 16;
+const MS_PER_TURN = 4;
 /** How often the fallback looks when the reactor has no pollable fd. */
 const FALLBACK_POLL_MS = 1;
 
@@ -80,7 +81,8 @@ function onReady(source: LoopSource, look: () => Look): StopWatching {
  */
 export function watch(source: LoopSource, events: Events, onEvents: (events: Events, n: number) => void): StopWatching {
   return onReady(source, () => {
-    for (let batch = 0; batch < BATCHES_PER_TURN; batch++) {
+    const start = performance.now();
+    for (let batch = 0; batch < BATCHES_PER_TURN && performance.now() - start < MS_PER_TURN; batch++) {
       const n = source.poll(events);
       if (n === 0) return 'idle';
       onEvents(events, n);
