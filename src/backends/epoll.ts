@@ -1,5 +1,5 @@
 /** Bindings to epoll (Linux): EPOLLONESHOT registrations re-armed with EPOLL_CTL_MOD, eventfd wake-ups. */
-import type { Backend, BackendHandle, Fd, Key, RawEvents } from '../core/backend.js';
+import { enableEach, type Backend, type BackendHandle, type Fd, type Key, type RawEvents, type Rearms } from '../core/backend.js';
 import { Interest, Ready } from '../core/flags.js';
 import { ReactorError } from '../core/errors.js';
 import { close, Errno, errno, read, syscallError, write } from './ffi/posix.js';
@@ -140,6 +140,11 @@ export class EpollBackend implements Backend {
       count++;
     }
     return count;
+  }
+
+  rearmAndPoll(rearms: Rearms, out: RawEvents, max: number): number {
+    enableEach(this, rearms);
+    return this.wait(out, max, 0);
   }
 
   wake(): void {

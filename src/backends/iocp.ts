@@ -27,7 +27,7 @@
  * completion issues the new request. The record is never written while a request is in flight.
  */
 import koffi from 'koffi';
-import { RawEvents, type Backend, type BackendHandle, type Fd, type Key } from '../core/backend.js';
+import { enableEach, RawEvents, type Backend, type BackendHandle, type Fd, type Key, type Rearms } from '../core/backend.js';
 import { ReactorError } from '../core/errors.js';
 import { lock, unlock } from '../core/mutex.js';
 import { Interest, Ready } from '../core/flags.js';
@@ -414,6 +414,11 @@ export class IocpBackend implements Backend {
         if (remaining <= 0) return 0;
       }
     }
+  }
+
+  rearmAndPoll(rearms: Rearms, out: RawEvents, max: number): number {
+    enableEach(this, rearms);
+    return this.wait(out, max, 0);
   }
 
   wake(): void {

@@ -3,7 +3,7 @@
  * EVDISPATCH_KQUEUE_LIB names it): EV_DISPATCH knotes re-armed with EV_ENABLE, EVFILT_USER wake-ups.
  */
 import koffi, { type LibraryHandle } from 'koffi';
-import type { Backend, BackendHandle, Fd, Key, RawEvents } from '../core/backend.js';
+import { enableEach, type Backend, type BackendHandle, type Fd, type Key, type RawEvents, type Rearms } from '../core/backend.js';
 import { ReactorError } from '../core/errors.js';
 import { Interest, Ready } from '../core/flags.js';
 import { close, Errno, errno, errnoName, libc } from './ffi/posix.js';
@@ -31,6 +31,8 @@ const USER_IDENT = 0;
 const WAKE_KEY = 0;
 /** The most changes one operation stages: a delete and an add for each of the two filters. */
 const MAX_CHANGES = 4;
+/** The most changes one `rearmAndPoll` sends in a single kevent() call (two per re-arm). */
+const MAX_BATCH_CHANGES = 1024;
 /** Stands for "kevent failed and left errno at 0" (libkqueue does, see `add`). */
 const NO_ERRNO = -1;
 
@@ -196,6 +198,9 @@ export class KqueueBackend implements Backend {
   private readonly errs = new Int32Array(MAX_CHANGES);
   private staged = 0;
   private events = new Uint8Array(0);
+  /** The changelist of `rearmAndPoll`. */
+  private batch = new Uint8Array(0);
+  private batchView = new DataView(this.batch.buffer);
   private eventView = new DataView(this.events.buffer);
   /** struct timespec { time_t tv_sec; long tv_nsec; }: two 64-bit words on every LP64 ABI. */
   private readonly timeout = new BigInt64Array(2);
@@ -340,12 +345,6 @@ export class KqueueBackend implements Backend {
   }
 
   wait(out: RawEvents, max: number, timeoutMs: number): number {
-    const p = this.p;
-    const c = this.c;
-    if (this.events.byteLength < max * p.size) {
-      this.events = new Uint8Array(max * p.size);
-      this.eventView = new DataView(this.events.buffer);
-    }
     let timeout: BigInt64Array | null = null;
     if (timeoutMs >= 0) {
       const seconds = Math.floor(timeoutMs / 1000);
@@ -353,19 +352,67 @@ export class KqueueBackend implements Backend {
       this.timeout[1] = BigInt((timeoutMs - seconds * 1000) * 1_000_000);
       timeout = this.timeout;
     }
-    const n = this.lib.kevent(this.kq, null, 0, this.events, max, timeout);
+    const n = this.lib.kevent(this.kq, null, 0, this.eventList(max), max, timeout);
     if (n < 0) {
       const e = errno();
       if (e === Errno.EINTR) return 0;
       throw keventError(e, 'waiting on the kqueue failed');
     }
+    return this.decode(n, out, null);
+  }
+
+  /**
+   * The staged re-arms as one changelist (EV_ENABLE for each filter of the interest, EV_DISABLE
+   * for the other), applied by the same kevent() call that polls: one syscall for the batch.
+   * A failed change comes back in the event list with EV_ERROR. libkqueue reports them
+   * unreliably (see `open`), so there each re-arm is its own call, as `enable` makes it.
+   */
+  rearmAndPoll(rearms: Rearms, out: RawEvents, max: number): number {
+    const c = this.c;
+    if (!this.receipts || 2 * rearms.count > MAX_BATCH_CHANGES) {
+      enableEach(this, rearms);
+      return this.wait(out, max, 0);
+    }
+    const view = this.batchChanges(2 * rearms.count * this.p.size);
+    for (let i = 0; i < rearms.count; i++) {
+      const fd = rearms.fds[i]!;
+      const interest = rearms.interests[i]!;
+      const key = rearms.keys[i]!;
+      rearms.errors[i] = 0;
+      writeKevent(view, 2 * i, this.p, fd, c.EVFILT_READ, interest & Interest.READABLE ? c.EV_ENABLE : c.EV_DISABLE, 0, 0, key);
+      writeKevent(view, 2 * i + 1, this.p, fd, c.EVFILT_WRITE, interest & Interest.WRITABLE ? c.EV_ENABLE : c.EV_DISABLE, 0, 0, key);
+    }
+    // Change errors take event slots: leave room for all of them beside the events.
+    const room = max + 2 * rearms.count;
+    const n = this.lib.kevent(this.kq, this.batch, 2 * rearms.count, this.eventList(room), room, this.zeroTimeout);
+    if (n < 0) {
+      // The changes were not all applied; applying them again one by one is harmless.
+      enableEach(this, rearms);
+      return this.wait(out, max, 0);
+    }
+    return this.decode(n, out, rearms);
+  }
+
+  /**
+   * Decodes n entries of the event list into `out`. With `rearms`, EV_ERROR entries are the
+   * failures of those changes: a disable of a filter never added (ENOENT) is no failure; an
+   * enable of one is an interest that grew, added now as `enable` adds it.
+   */
+  private decode(n: number, out: RawEvents, rearms: Rearms | null): number {
+    const p = this.p;
+    const c = this.c;
     const view = this.eventView;
     let count = 0;
     for (let i = 0, base = 0; i < n; i++, base += p.size) {
       const filter = readField(view, base, p.filter);
       if (filter === c.EVFILT_USER) continue; // a wake-up: EV_CLEAR has already reset it
       const key = readField(view, base, p.udata);
-      const ready = readiness(c, filter, readField(view, base, p.flags), readField(view, base, p.fflags));
+      const flags = readField(view, base, p.flags);
+      if (rearms !== null && flags & c.EV_ERROR) {
+        this.changeFailed(rearms, key, filter, readField(view, base, p.data));
+        continue;
+      }
+      const ready = readiness(c, filter, flags, readField(view, base, p.fflags));
       // An fd's two knotes ready together come back one after the other: report them as one
       // event, as epoll would. (Apart, or in two threads, they stay two: the core drops the later.)
       if (count > 0 && out.keys[count - 1] === key) {
@@ -377,6 +424,41 @@ export class KqueueBackend implements Backend {
       count++;
     }
     return count;
+  }
+
+  private changeFailed(rearms: Rearms, key: number, filter: number, e: number): void {
+    const i = rearms.keys.subarray(0, rearms.count).indexOf(key);
+    if (i < 0 || e === 0) return;
+    const wanted = filter === this.c.EVFILT_READ ? Interest.READABLE : Interest.WRITABLE;
+    if (e === Errno.ENOENT && (rearms.interests[i]! & wanted) === 0) return;
+    if (e === Errno.ENOENT) {
+      try {
+        this.enable(rearms.fds[i]!, rearms.interests[i]!, key);
+        return;
+      } catch (err) {
+        rearms.errors[i] = (err as { errno?: number }).errno ?? e;
+        return;
+      }
+    }
+    rearms.errors[i] = e;
+  }
+
+  /** The event list, grown to hold max entries. */
+  private eventList(max: number): Uint8Array {
+    if (this.events.byteLength < max * this.p.size) {
+      this.events = new Uint8Array(max * this.p.size);
+      this.eventView = new DataView(this.events.buffer);
+    }
+    return this.events;
+  }
+
+  /** The changelist of a batch, grown to `bytes`. */
+  private batchChanges(bytes: number): DataView {
+    if (this.batch.byteLength < bytes) {
+      this.batch = new Uint8Array(bytes);
+      this.batchView = new DataView(this.batch.buffer);
+    }
+    return this.batchView;
   }
 
   wake(): void {

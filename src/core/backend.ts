@@ -24,6 +24,48 @@ export class RawEvents {
   }
 }
 
+/**
+ * Re-arms a thread has staged, for a backend to apply in one trip with its next poll (a kevent
+ * changelist; the native helper's batch on epoll). Each slot stays REARMING in the core until
+ * applied, so no deferred enable can land on an fd number that was closed and reused.
+ */
+export class Rearms {
+  count = 0;
+  readonly fds: Int32Array;
+  readonly interests: Int32Array;
+  readonly keys: Float64Array;
+  /** After `rearmAndPoll`: 0 for a re-arm applied, else the errno (or -1) it failed with. */
+  readonly errors: Int32Array;
+
+  constructor(readonly capacity: number) {
+    this.fds = new Int32Array(capacity);
+    this.interests = new Int32Array(capacity);
+    this.keys = new Float64Array(capacity);
+    this.errors = new Int32Array(capacity);
+  }
+
+  /** Stages one re-arm; true when the batch is now full and must be applied. */
+  push(fd: Fd, interest: number, key: Key): boolean {
+    const i = this.count++;
+    this.fds[i] = fd;
+    this.interests[i] = interest;
+    this.keys[i] = key;
+    return this.count === this.capacity;
+  }
+}
+
+/** Applies each staged re-arm with `enable`, for backends with no batched form. */
+export function enableEach(backend: Backend, rearms: Rearms): void {
+  for (let i = 0; i < rearms.count; i++) {
+    try {
+      backend.enable(rearms.fds[i]!, rearms.interests[i]!, rearms.keys[i]!);
+      rearms.errors[i] = 0;
+    } catch (e) {
+      rearms.errors[i] = (e as { errno?: number }).errno ?? -1;
+    }
+  }
+}
+
 /** A structured-cloneable description of a backend, for `attach` in another thread. */
 export interface BackendHandle {
   readonly kind: BackendKind;
@@ -48,6 +90,11 @@ export interface Backend {
    * wake-ups are consumed here and not reported, so it may return 0 before the timeout.
    */
   wait(out: RawEvents, max: number, timeoutMs: number): number;
+  /**
+   * Applies the staged re-arms (filling `rearms.errors`), then takes what is ready without
+   * blocking into `out`, like `wait` with timeout 0: in one kernel trip where the backend can.
+   */
+  rearmAndPoll(rearms: Rearms, out: RawEvents, max: number): number;
   /** Makes one blocked `wait` return (at least one, if any is blocked). */
   wake(): void;
   /** Releases the kernel objects. Called once, when no thread uses them any more. */

@@ -1,8 +1,8 @@
 /** Reactor: the public API, composing a Backend, the shared table and the ready queue. */
-import { RawEvents, type Backend, type BackendHandle, type BackendKind } from './backend.js';
+import { enableEach, RawEvents, Rearms, type Backend, type BackendHandle, type BackendKind } from './backend.js';
 import { ReactorError } from './errors.js';
 import { Events } from './events.js';
-import { checkFd, checkInterest, checkMode, checkTimeout, Mode } from './flags.js';
+import { checkFd, checkInterest, checkMode, checkTimeout, Mode, Ready } from './flags.js';
 import { Deadlines, NONE, type DeadlineMemory } from './deadlines.js';
 import { Lifetime } from './lifetime.js';
 import { waitAsync, watch, type LoopSource, type StopWatching } from '../loop/watch.js';
@@ -47,6 +47,21 @@ export interface OpenOptions {
    * there for the next handler of that registration, in whatever thread it runs.
    */
   readonly stateBytes?: number;
+  /** Batch this thread's re-arms: see `AttachOptions.batchRearms`. */
+  readonly batchRearms?: boolean;
+}
+
+/** Options of `Reactor.attach`: how this thread uses the shared reactor. */
+export interface AttachOptions {
+  /**
+   * Stage this thread's re-arms and apply them together in its next `wait`, in one kernel trip
+   * with the poll where the backend can (kqueue's changelist; epoll with the native helper),
+   * instead of one call per re-arm. For threads that loop on `wait`: a staged re-arm is applied
+   * at the latest by this thread's next `wait`, `flush`, `delete` or `close`, and until then its
+   * registration is neither armed nor deletable by other threads. A re-arm that fails when
+   * applied comes back from `wait` as a delivery flagged ERROR.
+   */
+  readonly batchRearms?: boolean;
 }
 
 /** Options of `Reactor.add`. */
@@ -77,6 +92,9 @@ const NOTIFIED = 0;
 const SLEEPERS = 16;
 const SIGNAL_INTS = 32;
 
+/** How many re-arms a thread stages before applying them (batchRearms). */
+const STAGED_REARMS = 256;
+
 /** Ready bits a delivery result carries to the user (MUST_FREE and above stay inside). */
 const USER_FLAGS = MUST_FREE - 1;
 
@@ -92,6 +110,10 @@ const USER_FLAGS = MUST_FREE - 1;
  * for (let i = 0; i < n; i++) { handle(ev.token(i), ev.flag(i)); r.rearm(ev.token(i)); }
  */
 export class Reactor {
+  /** This thread's staged re-arms (batchRearms), applied with its next poll. */
+  private readonly staged: Rearms | undefined;
+  /** Tokens whose staged re-arm failed: held by this thread, delivered back flagged ERROR. */
+  private readonly failedRearms: number[] = [];
   /** Whether the last wait returned because it consumed a `notify`. */
   private lastNotified = false;
   private loop: LoopSource | undefined;
@@ -127,6 +149,7 @@ export class Reactor {
       Lifetime.memory(),
       Deadlines.create(capacity),
       { bytes: stateBytes, buffer: new SharedArrayBuffer(capacity * stateBytes) },
+      options.batchRearms === true,
     );
   }
 
@@ -136,7 +159,7 @@ export class Reactor {
    * @example
    * // in a worker: const r = Reactor.attach(workerData.reactor);
    */
-  static attach(handle: ReactorHandle): Reactor {
+  static attach(handle: ReactorHandle, options: AttachOptions = {}): Reactor {
     const h = handle as Partial<ReactorHandle> | null;
     if (
       h === null ||
@@ -161,6 +184,7 @@ export class Reactor {
       h.lifetime,
       new Deadlines(h.deadlines),
       h.state,
+      options.batchRearms === true,
     );
   }
 
@@ -174,7 +198,9 @@ export class Reactor {
     lifetime: SharedArrayBuffer,
     private readonly deadlines: Deadlines,
     private readonly stateMemory: StateMemory,
+    batchRearms: boolean,
   ) {
+    this.staged = batchRearms ? new Rearms(STAGED_REARMS) : undefined;
     this.words = table.words;
     this.signals = new Int32Array(signals);
     this.lifetime = new Lifetime(lifetime);
@@ -262,6 +288,17 @@ export class Reactor {
     }
     const table = this.table;
     if (nextInterest !== 0) table.interests[slot] = nextInterest;
+    const staged = this.staged;
+    if (staged !== undefined) {
+      // The first staged re-arm counts this thread in as a user of the kernel objects until
+      // the batch is applied, so close() frees them only after that (or after discarding it).
+      if (staged.count === 0 && !this.lifetime.enter()) {
+        abortRearm(words, slot);
+        throw closedError();
+      }
+      if (staged.push(table.fds[slot]!, table.interests[slot]!, token)) this.flush();
+      return;
+    }
     try {
       this.backend.enable(table.fds[slot]!, table.interests[slot]!, token);
     } catch (e) {
@@ -360,6 +397,54 @@ export class Reactor {
   }
 
   /**
+   * Applies this thread's staged re-arms now (with `batchRearms`; otherwise there are none).
+   * `wait`, `delete` and `close` do it themselves.
+   *
+   * @example
+   * r.flush(); // before this thread stops waiting for a while
+   */
+  flush(): void {
+    const staged = this.staged;
+    if (staged === undefined || staged.count === 0) return;
+    enableEach(this.backend, staged);
+    this.settleRearms(staged);
+  }
+
+  /** The staged re-arms were applied: end each one's REARMING, as rearm() does when immediate. */
+  private settleRearms(staged: Rearms): void {
+    const words = this.words;
+    for (let i = 0; i < staged.count; i++) {
+      const key = staged.keys[i]!;
+      const slot = slotOfToken(key);
+      if (staged.errors[i] !== 0) {
+        abortRearm(words, slot);
+        this.failedRearms.push(key);
+      } else if (endRearm(words, slot)) {
+        this.pushReady(slot);
+      }
+    }
+    staged.count = 0;
+    this.leave(); // counted in when the first was staged
+  }
+
+  /** The reactor closed with re-arms still staged: they will never be applied. */
+  private discardRearms(staged: Rearms): void {
+    for (let i = 0; i < staged.count; i++) abortRearm(this.words, slotOfToken(staged.keys[i]!));
+    staged.count = 0;
+    this.leave();
+  }
+
+  /** Delivers, flagged ERROR, the tokens whose staged re-arm failed (this thread holds them). */
+  private deliverFailedRearms(events: Events, n: number): number {
+    const failed = this.failedRearms;
+    while (failed.length > 0 && n < events.capacity) {
+      events.tokens[n] = failed.shift()!;
+      events.flags[n++] = Ready.ERROR;
+    }
+    return n;
+  }
+
+  /**
    * Deletes a registration from any thread. Its token is dead at once: no event is delivered
    * for it afterwards and every call with it fails with ENOENT. Succeeds if the fd was already
    * closed.
@@ -372,6 +457,7 @@ export class Reactor {
     const gen = genOfToken(token);
     this.enter();
     try {
+      this.flush(); // a re-arm of this token staged by this thread would otherwise never end
       for (let spins = 0; ; spins++) {
         const r = beginDelete(this.words, slot, gen);
         if (r === OK) break;
@@ -470,6 +556,7 @@ export class Reactor {
    */
   close(): void {
     if (!this.lifetime.enter()) return;
+    this.flush();
     this.lifetime.close();
     try {
       this.backend.wake();
@@ -541,10 +628,16 @@ export class Reactor {
     for (;;) {
       const sleep = this.fireDeadlines(remaining);
       // Software deliveries first, up to half the batch, so that neither kind starves the other.
-      let n = this.claimQueued(events, 0, Math.max(1, events.capacity >> 1));
+      let n = this.deliverFailedRearms(events, 0);
+      n = this.claimQueued(events, n, Math.max(1, events.capacity >> 1));
       const room = events.capacity - n;
+      const staged = this.staged;
       let got: number;
-      if (n === 0 && sleep !== 0 && this.queue.length === 0) {
+      if (staged !== undefined && staged.count > 0) {
+        // Staged re-arms go with a poll that does not block, so they stay REARMING briefly.
+        got = room > 0 ? this.backend.rearmAndPoll(staged, this.raw, room) : (enableEach(this.backend, staged), 0);
+        this.settleRearms(staged);
+      } else if (n === 0 && sleep !== 0 && this.queue.length === 0) {
         // Count in as a sleeper before the last checks: a push, notify or close that misses
         // this waiter's checks sees the count and wakes it.
         Atomics.add(signals, SLEEPERS, 1);
@@ -688,7 +781,9 @@ export class Reactor {
   }
 
   private enter(): void {
-    if (!this.lifetime.enter()) throw closedError();
+    if (this.lifetime.enter()) return;
+    if (this.staged !== undefined && this.staged.count > 0) this.discardRearms(this.staged);
+    throw closedError();
   }
 
   private leave(): void {

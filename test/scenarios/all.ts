@@ -3,6 +3,7 @@
  * (test/behaviour.test.ts) and the plain runner under node.exe (test/windows/run.ts) import this
  * one list, so both runs have the same names.
  */
+import { batchScenarios } from './batch.js';
 import { deadlineScenarios } from './deadlines.js';
 import { dispatchScenarios } from './dispatch.js';
 import { forceScenarios } from './force.js';
@@ -24,6 +25,7 @@ export const scenarios: readonly Scenario[] = [
   ...deadlineScenarios,
   ...stateScenarios,
   ...loopScenarios,
+  ...batchScenarios,
   ...tcpScenarios,
   ...stressScenarios,
 ];

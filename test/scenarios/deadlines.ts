@@ -138,7 +138,7 @@ export const deadlineScenarios: Scenario[] = [
           assert.ok(counts.every((c) => c === 1), `each fired exactly once (${counts.filter((c) => c !== 1).length} did not)`);
           console.log(`${ctx.backend} deadlines: ${count} fired once each, the last ${late.toFixed(0)} ms after the first was set (due by 219 ms)`);
         },
-        1024,
+        { capacity: 1024 },
       ),
   },
   {

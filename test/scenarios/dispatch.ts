@@ -147,7 +147,7 @@ export const dispatchScenarios: Scenario[] = [
           assert.equal(seen.size, 200);
           assert.equal(r.wait(ev, 20), 0);
         },
-        256,
+        { capacity: 256 },
       ),
   },
 ];

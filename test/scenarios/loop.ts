@@ -31,7 +31,7 @@ export const loopScenarios: Scenario[] = [
           assert.ok(delivered >= 1000, `${delivered} deliveries`);
           assert.ok(ticks >= 20, `timers kept firing while events flowed: ${ticks} ticks`);
         },
-        128,
+        { capacity: 128 },
       ),
   },
   {
@@ -95,7 +95,7 @@ export const loopScenarios: Scenario[] = [
           assert.equal(counters.doubleActive[0], 0);
           assert.ok(mine > 0, 'the watching main thread took events too');
         },
-        72,
+        { capacity: 72 },
       ),
   },
   {

@@ -2,7 +2,7 @@
  * The behavioural scenarios, written once against the public API and run on every backend: by
  * vitest on Linux (test/behaviour.test.ts), and by a plain runner where vitest cannot run.
  */
-import { Events, Interest, Reactor, type BackendKind } from '../../src/index.js';
+import { Events, Interest, Reactor, type BackendKind, type OpenOptions } from '../../src/index.js';
 import { closeFd, send, socketPair } from '../support/sockets.js';
 
 export interface Context {
@@ -27,13 +27,16 @@ export interface Fixture {
   held(): { a: number; b: number; t: number };
 }
 
-/** Runs body with a fresh reactor on ctx's backend; closes it and every pair afterwards. */
+/**
+ * Runs body with a fresh reactor on ctx's backend (64 registrations unless `options` say
+ * otherwise); closes it and every pair afterwards.
+ */
 export async function withReactor(
   ctx: Context,
   body: (f: Fixture) => void | Promise<void>,
-  capacity = 64,
+  options: Omit<OpenOptions, 'backend'> = {},
 ): Promise<void> {
-  const r = Reactor.open({ backend: ctx.backend, capacity });
+  const r = Reactor.open({ capacity: 64, ...options, backend: ctx.backend });
   const fds = new Set<number>();
   const fixture: Fixture = {
     r,

@@ -24,6 +24,8 @@ import { sleep, withReactor, type Context, type Scenario } from './scenario.js';
 export interface StressSize {
   readonly threads: number;
   readonly pairs: number;
+  /** Whether the handlers' threads batch their re-arms (AttachOptions.batchRearms). */
+  readonly batchRearms?: boolean;
   /** Deliveries to reach before stopping. */
   readonly deliveries: number;
 }
@@ -59,6 +61,7 @@ export async function pingPongStress(ctx: Context, size: StressSize): Promise<vo
       const workers = Array.from({ length: threads }, () =>
         startWorker(r.share(), {
           kind: 'pingPong',
+          batchRearms: size.batchRearms ?? false,
           counters: counters.buffer,
           slots,
           fds,
@@ -99,7 +102,7 @@ export async function pingPongStress(ctx: Context, size: StressSize): Promise<vo
       const written = bytesSeeded + stats[BYTES_WRITTEN]!;
       const lost = written - stats[BYTES_READ]! - bytesLeft;
       console.log(
-        `stress ${ctx.backend}: ${threads} threads, ${sockets.length} sockets, ${delivered} deliveries ` +
+        `stress ${ctx.backend}${size.batchRearms ? ' (batched re-arms)' : ''}: ${threads} threads, ${sockets.length} sockets, ${delivered} deliveries ` +
           `(${results.map((x) => x.n).join(' + ')}) in ${seconds.toFixed(1)} s, ${forces} forces, ` +
           `${forcedDelivered} forced deliveries, ${counters.doubleActive[0]} double-active, ` +
           `${written} bytes written, ${stats[BYTES_READ]} read + ${bytesLeft} left in sockets, ${lost} lost, ` +
@@ -114,7 +117,7 @@ export async function pingPongStress(ctx: Context, size: StressSize): Promise<vo
       assert.equal(bytesLeft, pairs * BALL_BYTES, 'exactly one ball per pair still in flight');
       for (let i = 0; i < tokens.length; i++) assert.ok(counters.delivered[slotOf(tokens[i]!)]! > 0, `registration ${i} was delivered`);
     },
-    pairs * 2 + 16,
+    { capacity: pairs * 2 + 16 },
   );
 }
 
@@ -122,5 +125,9 @@ export const stressScenarios: Scenario[] = [
   {
     name: 'stress_two_threads_128_sockets_20000_deliveries',
     run: (ctx) => pingPongStress(ctx, { threads: 2, pairs: 64, deliveries: 20_000 }),
+  },
+  {
+    name: 'stress_two_threads_128_sockets_batched_rearms',
+    run: (ctx) => pingPongStress(ctx, { threads: 2, pairs: 64, deliveries: 20_000, batchRearms: true }),
   },
 ];

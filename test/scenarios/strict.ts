@@ -85,7 +85,7 @@ export const strictScenarios: Scenario[] = [
           r.delete(tokens[0]!);
           r.add(extra, Interest.READABLE); // a freed slot is usable again
         },
-        4,
+        { capacity: 4 },
       ),
   },
 ];

@@ -50,7 +50,7 @@ async function manyWaiters(ctx: Context, threads: number, pairs: number, ms: num
       for (let i = 0; i < pairs; i++) assert.ok(counters.delivered[slotOf(tokens[i]!)]! > 0, `registration ${i} was delivered`);
       assert.ok(perThread.every((n) => n > 0), `every thread took events: ${perThread.join(', ')}`);
     },
-    pairs + 8,
+    { capacity: pairs + 8 },
   );
 }
 

@@ -40,6 +40,8 @@ export type Task =
       /** Per pair, the sequence number of the ball in flight. */
       readonly sequence: SharedArrayBuffer;
       readonly stats: SharedArrayBuffer;
+      /** Attach with batchRearms: re-arms applied together with the next poll. */
+      readonly batchRearms: boolean;
     };
 
 
@@ -55,7 +57,7 @@ export interface TaskResult {
 }
 
 const { reactor: handle, task } = workerData as { reactor: ReactorHandle; task: Task };
-const r = Reactor.attach(handle);
+const r = Reactor.attach(handle, { batchRearms: task.kind === 'pingPong' && task.batchRearms });
 parentPort!.postMessage({ ready: true });
 
 function waitOnce(timeoutMs: number, capacity: number, readState: boolean): TaskResult {
@@ -147,6 +149,7 @@ function pingPong(t: Extract<Task, { kind: 'pingPong' }>): TaskResult {
     total += n;
     Atomics.add(stats, DELIVERIES, n);
   }
+  r.flush(); // a thread that stops waiting applies what it staged (batchRearms)
   return { threadId, n: total, tokens: [], flags: [], elapsedMs: performance.now() - start, ended: 'returned' };
 }
 
