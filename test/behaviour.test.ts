@@ -3,10 +3,26 @@ import { describe, it } from 'vitest';
 import { availableBackends } from '../src/backends/select.js';
 import { scenarios } from './scenarios/all.js';
 
+/**
+ * What libkqueue (kqueue on Linux, through EVDISPATCH_KQUEUE_LIB) cannot do that native kqueue
+ * does, by scenario: skipped there, with the reason in the test's name.
+ */
+const LIBKQUEUE_SKIP: ReadonlyMap<string, string> = new Map([
+  [
+    'tcp_refused_connect_is_an_error_event',
+    'needs native kqueue: libkqueue reads SO_ERROR itself to fill fflags, which clears it before socketError can',
+  ],
+]);
+
 // epoll here; kqueue too when EVDISPATCH_KQUEUE_LIB names a libkqueue. IOCP runs the same list
 // under Wine: test/windows/run.ts.
 for (const backend of availableBackends()) {
+  const skips = backend === 'kqueue' && process.platform === 'linux' ? LIBKQUEUE_SKIP : new Map<string, string>();
   describe(backend, () => {
-    for (const s of scenarios) it(s.name, () => s.run({ backend }));
+    for (const s of scenarios) {
+      const skip = skips.get(s.name);
+      if (skip === undefined) it(s.name, () => s.run({ backend }));
+      else it.skip(`${s.name} [skipped: ${skip}]`, () => s.run({ backend }));
+    }
   });
 }

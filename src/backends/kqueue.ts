@@ -472,8 +472,13 @@ export class KqueueBackend implements Backend {
     close(this.kq);
   }
 
-  pollFd(): number {
-    return this.kq;
+  /**
+   * A kqueue fd polls readable while events are pending (kqueue(2)); libkqueue's does not
+   * (seen on Linux: neither a NOTE_TRIGGER nor a ready socket makes it readable), so there
+   * the loop integration falls back to looking every millisecond.
+   */
+  pollFd(): number | null {
+    return this.lib.path === null ? this.kq : null;
   }
 
   share(): KqueueHandle {
