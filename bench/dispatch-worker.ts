@@ -11,13 +11,15 @@ interface Data {
   readonly control: SharedArrayBuffer;
   readonly counter: number;
   readonly batch: number;
+  /** Attach with batchRearms: re-arms applied with the next poll. */
+  readonly batchRearms: boolean;
 }
 
 const STOP = 0;
 
 /** The loop lives in a function, not at module top level, so V8 compiles it like user code. */
-function run({ reactor, control, counter, batch }: Data): void {
-  const r = Reactor.attach(reactor);
+function run({ reactor, control, counter, batch, batchRearms }: Data): void {
+  const r = Reactor.attach(reactor, { batchRearms });
   const ev = new Events(batch);
   const words = new Int32Array(control);
   let events = 0;

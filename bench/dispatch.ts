@@ -9,14 +9,21 @@
  * EPOLL_CTL_MOD. Runs alternate (C T=1, evdispatch T=1, C T=2, ...) for several rounds, so a
  * noisy neighbour hurts both sides alike, and the table shows medians.
  *
+ * evdispatch runs in three ways: re-arming at once (the default), with batched re-arms
+ * (AttachOptions.batchRearms: applied with the thread's next poll) in TypeScript, and batched
+ * through the native helper (one FFI call for a batch's re-arms and its poll).
+ *
  * CPU is the whole process's user + system time (getrusage RUSAGE_SELF in C, process.cpuUsage()
  * here): a Node process's cost includes its GC and JIT threads, which a per-thread figure hides.
+ * Syscalls are counted by the kernel (perf stat on raw_syscalls:sys_enter, every thread of the
+ * process) where perf can, over a short window after the timed one (tracing slows syscalls);
+ * otherwise the loop's own count is shown.
  *
  * Run: npm run bench -- --rounds 5 --seconds 2 --threads 1,2 --pairs 1000
  */
-import { spawnSync } from 'node:child_process';
+import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { once } from 'node:events';
-import { mkdtempSync, rmSync } from 'node:fs';
+import { closeSync, mkdtempSync, openSync, readSync, rmSync, writeSync } from 'node:fs';
 import { availableParallelism, loadavg, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
@@ -25,6 +32,7 @@ import { parseArgs } from 'node:util';
 import { Worker } from 'node:worker_threads';
 import { Interest, Mode, Reactor } from '../src/index.js';
 import { close, errno, errnoName, libc, write } from '../src/backends/ffi/posix.js';
+import { native } from '../src/native/load.js';
 
 const USAGE = 'usage: node build/bench/dispatch.js [--rounds N] [--seconds S] [--warmup S] [--threads 1,2] [--pairs 1000]';
 
@@ -38,6 +46,9 @@ W1 dispatch churn: evdispatch against the same epoll loop in C, interleaved, med
   --pairs N      socketpairs, one registration each (default 1000)
 The C program is compiled with the machine's cc (-O2 -pthread); without cc its column is skipped.
 To check the syscall counts from outside: strace -c -f node build/bench/dispatch.js --rounds 1`;
+
+/** How long syscalls are counted, after each timed window. */
+const SYSCALL_WINDOW_MS = 300;
 
 /** Events per wait, the same on both sides. */
 const BATCH = 64;
@@ -74,14 +85,16 @@ interface Options {
 /** One measured run: counts and times over the measured window only. */
 interface Sample {
   readonly events: number;
-  /** Kernel waits (epoll_wait) and re-arms (epoll_ctl): the syscalls of the loop. */
-  readonly syscalls: number;
+  /** Syscalls per event: counted by the kernel, or else the loop's waits and re-arms. */
+  readonly syscallsPerEvent: number;
   readonly wallNs: number;
   readonly userNs: number;
   readonly sysNs: number;
 }
 
-type Impl = 'evdispatch' | 'C';
+/** C, and evdispatch re-arming at once, batched, and batched through the native helper. */
+type Impl = 'C' | 'evd' | 'evd batched' | 'evd native';
+const EVD_MODES: readonly Impl[] = ['evd', 'evd batched', 'evd native'];
 
 function parseOptions(argv: string[]): Options | 'help' {
   const { values } = parseArgs({
@@ -139,7 +152,7 @@ function runC(exe: string, threads: number, o: Options): Sample {
   if (run.error !== undefined) throw run.error;
   if (run.status !== 0) throw new Error(`the C program failed (status ${String(run.status)}):\n${run.stderr}`);
   const r = JSON.parse(run.stdout) as { events: number; waits: number; ctls: number; wallNs: number; userNs: number; sysNs: number };
-  return { events: r.events, syscalls: r.waits + r.ctls, wallNs: r.wallNs, userNs: r.userNs, sysNs: r.sysNs };
+  return { events: r.events, syscallsPerEvent: (r.waits + r.ctls) / r.events, wallNs: r.wallNs, userNs: r.userNs, sysNs: r.sysNs };
 }
 
 /** Counts of every worker, and the clocks, at one instant. */
@@ -155,7 +168,8 @@ function snapshot(control: Int32Array, threads: number): Snapshot {
   return { counts, wallNs: performance.now() * 1e6, cpu: process.cpuUsage() };
 }
 
-function between(a: Snapshot, b: Snapshot): Sample {
+/** The sample between two snapshots; `syscallsPerEvent` as counted by perf, if it could. */
+function between(a: Snapshot, b: Snapshot, syscallsPerEvent: number | undefined): Sample {
   let events = 0;
   let waits = 0;
   for (let i = 0; i < a.counts.length; i += 2) {
@@ -165,15 +179,93 @@ function between(a: Snapshot, b: Snapshot): Sample {
   }
   return {
     events,
-    syscalls: waits + events, // one epoll_wait per wait, one epoll_ctl per rearm
+    // Without perf: one epoll_wait per wait and one epoll_ctl per rearm, as in the C loop.
+    syscallsPerEvent: syscallsPerEvent ?? (waits + events) / events,
     wallNs: b.wallNs - a.wallNs,
     userNs: (b.cpu.user - a.cpu.user) * 1e3,
     sysNs: (b.cpu.system - a.cpu.system) * 1e3,
   };
 }
 
-async function runEvdispatch(threads: number, o: Options): Promise<Sample> {
-  const reactor = Reactor.open({ capacity: o.pairs });
+/** Whether perf could count syscalls here; decided by the first try. */
+let perfWorks: boolean | undefined;
+
+/**
+ * Counts this process's syscalls (every thread) with perf, exactly over a window: perf starts
+ * with counting disabled and is switched on and off through its control fifo, each switch
+ * acknowledged, so the window matches the one the event counters are read over.
+ */
+class SyscallCounter {
+  private readonly perf: ChildProcess;
+  private readonly ctl: number;
+  private readonly ack: number;
+  private stderr = '';
+
+  /** A counter, or undefined where perf cannot count (not installed, not permitted). */
+  static start(dir: string): SyscallCounter | undefined {
+    if (perfWorks === false) return undefined;
+    const ctl = join(dir, 'perf-ctl');
+    const ack = join(dir, 'perf-ack');
+    for (const fifo of [ctl, ack]) {
+      rmSync(fifo, { force: true });
+      if (spawnSync('mkfifo', [fifo]).status !== 0) return undefined;
+    }
+    const args = ['stat', '-x,', '-e', 'raw_syscalls:sys_enter', '-D', '-1', '--control', `fifo:${ctl},${ack}`, '-p', String(process.pid)];
+    const perf = spawn('perf', args, { stdio: ['ignore', 'ignore', 'pipe'] });
+    if (perf.pid === undefined) return undefined;
+    return new SyscallCounter(perf, openSync(ctl, 'w'), openSync(ack, 'r'));
+  }
+
+  private constructor(perf: ChildProcess, ctl: number, ack: number) {
+    this.perf = perf;
+    this.ctl = ctl;
+    this.ack = ack;
+    perf.stderr!.on('data', (chunk: Buffer) => (this.stderr += chunk.toString()));
+  }
+
+  enable(): void {
+    this.command('enable');
+  }
+
+  disable(): void {
+    this.command('disable');
+  }
+
+  /** Stops perf and returns the count, or undefined if perf could not count. */
+  async finish(): Promise<number | undefined> {
+    closeSync(this.ctl);
+    closeSync(this.ack);
+    const closed = once(this.perf, 'close');
+    this.perf.kill('SIGINT');
+    await closed;
+    const line = this.stderr.split('\n').find((l) => l.includes('raw_syscalls:sys_enter'));
+    const count = line === undefined ? NaN : Number(line.split(',')[0]);
+    perfWorks = Number.isFinite(count);
+    if (!perfWorks) console.log(`perf cannot count syscalls here (${this.stderr.trim().split('\n')[0] ?? ''}): syscalls/ev below are the loop's own count`);
+    return perfWorks ? count : undefined;
+  }
+
+  private command(word: string): void {
+    writeSync(this.ctl, `${word}\n`);
+    readSync(this.ack, Buffer.alloc(5)); // "ack\n"
+  }
+}
+
+/** Syscalls per event over a short window of their own, or undefined without perf. */
+async function countSyscalls(counter: SyscallCounter | undefined, control: Int32Array, threads: number): Promise<number | undefined> {
+  if (counter === undefined) return undefined;
+  counter.enable();
+  const a = snapshot(control, threads);
+  await sleep(SYSCALL_WINDOW_MS);
+  const b = snapshot(control, threads);
+  counter.disable();
+  const count = await counter.finish();
+  return count === undefined ? undefined : count / between(a, b, undefined).events;
+}
+
+/** One run of evdispatch in `mode`; `dir` holds perf's control fifos. */
+async function runEvdispatch(mode: Impl, threads: number, o: Options, dir: string): Promise<Sample> {
+  const reactor = Reactor.open({ capacity: o.pairs, native: mode === 'evd native' });
   const fds: number[] = [];
   const control = new Int32Array(new SharedArrayBuffer((threads + 1) * LINE_INTS * 4));
   try {
@@ -189,26 +281,32 @@ async function runEvdispatch(threads: number, o: Options): Promise<Sample> {
     }
     const workers: Worker[] = [];
     for (let i = 1; i <= threads; i++) {
-      const workerData = { reactor: reactor.share(), control: control.buffer, counter: i * LINE_INTS, batch: BATCH };
+      const batchRearms = mode !== 'evd';
+      const workerData = { reactor: reactor.share(), control: control.buffer, counter: i * LINE_INTS, batch: BATCH, batchRearms };
       workers.push(new Worker(WORKER, { workerData }));
     }
     const exits = workers.map((w) => once(w, 'exit'));
     await Promise.all(workers.map((w) => once(w, 'message')));
+    // perf -p follows the threads there are when it attaches: start it once the workers run.
+    const counter = SyscallCounter.start(dir);
     await sleep(o.warmup * 1e3);
     const start = snapshot(control, threads);
     await sleep(o.seconds * 1e3);
     const end = snapshot(control, threads);
+    // Syscalls are counted after the timed window: tracing them slows every syscall.
+    const syscalls = await countSyscalls(counter, control, threads);
     Atomics.store(control, STOP, 1);
     for (const [code] of await Promise.all(exits)) {
       if (code !== 0) throw new Error(`a worker exited with code ${String(code)}`);
     }
-    return between(start, end);
+    return between(start, end, syscalls);
   } finally {
     Atomics.store(control, STOP, 1);
     reactor.close();
     for (const fd of fds) close(fd);
   }
 }
+
 
 function median(xs: number[]): number {
   const s = [...xs].sort((a, b) => a - b);
@@ -229,7 +327,7 @@ function summarize(samples: Sample[]): Summary {
     eventsPerSec: median(samples.map((s) => (s.events / s.wallNs) * 1e9)),
     cpuNs: median(samples.map((s) => (s.userNs + s.sysNs) / s.events)),
     userNs: median(samples.map((s) => s.userNs / s.events)),
-    syscalls: median(samples.map((s) => s.syscalls / s.events)),
+    syscalls: median(samples.map((s) => s.syscallsPerEvent)),
   };
 }
 
@@ -238,39 +336,45 @@ function describe(impl: Impl, threads: number, round: number, s: Sample): string
   const rate = (s.events / s.wallNs) * 1e9;
   const cpu = (s.userNs + s.sysNs) / s.events;
   const busy = (s.userNs + s.sysNs) / s.wallNs;
-  return `round ${round} ${impl.padEnd(10)} T=${threads}: ${millions(rate)} events/s, ${cpu.toFixed(0)} CPU ns/event (${(s.userNs / s.events).toFixed(0)} user), ${busy.toFixed(2)} cores busy`;
+  return `round ${round} ${impl.padEnd(11)} T=${threads}: ${millions(rate)} events/s, ${cpu.toFixed(0)} CPU ns/event (${(s.userNs / s.events).toFixed(0)} user), ${busy.toFixed(2)} cores busy`;
 }
 
 function millions(rate: number): string {
   return `${(rate / 1e6).toFixed(3)}M`;
 }
 
-function table(o: Options, evd: Map<number, Summary>, c: Map<number, Summary> | string): string {
-  const head = ['T', 'evd events/s', 'evd CPU ns/ev (user)', 'evd syscalls/ev', 'C events/s', 'C CPU ns/ev (user)', 'C syscalls/ev', 'events/s ×', 'CPU/ev ×'];
-  const rows = o.threads.map((t) => {
-    const e = evd.get(t)!;
-    const k = typeof c === 'string' ? undefined : c.get(t)!;
-    const cpu = (s: Summary): string => `${s.cpuNs.toFixed(0)} (${s.userNs.toFixed(0)})`;
-    return [
-      String(t),
-      millions(e.eventsPerSec),
-      cpu(e),
-      e.syscalls.toFixed(3),
-      k === undefined ? '-' : millions(k.eventsPerSec),
-      k === undefined ? '-' : cpu(k),
-      k === undefined ? '-' : k.syscalls.toFixed(3),
-      k === undefined ? '-' : (e.eventsPerSec / k.eventsPerSec).toFixed(2),
-      k === undefined ? '-' : (e.cpuNs / k.cpuNs).toFixed(2),
-    ];
-  });
+/** Medians per implementation and thread count, keyed `${impl} ${threads}`. */
+type Summaries = ReadonlyMap<string, Summary>;
+
+function table(o: Options, sums: Summaries, missingC: string | undefined): string {
+  const head = ['T', 'implementation', 'events/s', 'CPU ns/ev (user)', 'syscalls/ev', 'events/s ×C', 'CPU/ev ×C'];
+  const rows: string[][] = [];
+  for (const t of o.threads) {
+    const c = sums.get(`C ${t}`);
+    for (const impl of ['C', ...EVD_MODES] as Impl[]) {
+      const s = sums.get(`${impl} ${t}`);
+      if (s === undefined) continue;
+      const vsC = (f: (x: Summary) => number): string => (c === undefined ? '-' : (f(s) / f(c)).toFixed(2));
+      rows.push([
+        String(t),
+        impl,
+        millions(s.eventsPerSec),
+        `${s.cpuNs.toFixed(0)} (${s.userNs.toFixed(0)})`,
+        s.syscalls.toFixed(3),
+        vsC((x) => x.eventsPerSec),
+        vsC((x) => x.cpuNs),
+      ]);
+    }
+  }
   const widths = head.map((h, i) => Math.max(h.length, ...rows.map((r) => r[i]!.length)));
-  const line = (cells: string[]): string => cells.map((cell, i) => cell.padStart(widths[i]!)).join('  ');
+  const line = (cells: string[]): string => cells.map((cell, i) => (i === 1 ? cell.padEnd(widths[i]!) : cell.padStart(widths[i]!))).join('  ');
   return [
     `W1 dispatch churn: ${o.pairs} socketpairs, ${BATCH} events per wait, ${o.warmup} s warm-up + ${o.seconds} s measured per run, medians of ${o.rounds} rounds`,
     `machine: ${availableParallelism()} CPUs, load average ${loadavg()[0]!.toFixed(2)} at the end (events/s suffers from neighbours; CPU per event much less)`,
-    'CPU: whole process, user + system (user in brackets); syscalls/ev: epoll_wait + epoll_ctl per event',
-    '×: evdispatch / C (target: events/s × ≥ 0.75; CPU/ev × above 1 means evdispatch spends more per event)',
-    ...(typeof c === 'string' ? [c] : []),
+    'evd: re-arm at once (the default); evd batched: batchRearms, TypeScript; evd native: batchRearms through the native helper',
+    `CPU: whole process, user + system (user in brackets); syscalls/ev: ${perfWorks === true ? 'counted by the kernel (perf), all threads' : "the loop's waits and re-arms"} (C: its own count)`,
+    '×C: against the C loop at the same T (target: events/s ×C ≥ 0.75; CPU/ev ×C above 1 means more CPU per event than C)',
+    ...(missingC === undefined ? [] : [missingC]),
     '',
     line(head),
     ...rows.map(line),
@@ -307,11 +411,15 @@ async function main(): Promise<number> {
     for (let round = 1; round <= o.rounds; round++) {
       for (const t of o.threads) {
         if ('exe' in compiled) record('C', t, round, runC(compiled.exe, t, o));
-        record('evdispatch', t, round, await runEvdispatch(t, o));
+        for (const mode of EVD_MODES) {
+          if (mode === 'evd native' && native === undefined) continue;
+          record(mode, t, round, await runEvdispatch(mode, t, o, dir));
+        }
       }
     }
-    const per = (impl: Impl): Map<number, Summary> => new Map(o.threads.map((t) => [t, summarize(samples.get(`${impl} ${t}`)!)]));
-    console.log(`\n${table(o, per('evdispatch'), 'exe' in compiled ? per('C') : compiled.missing)}`);
+    if (native === undefined) console.log('no native helper prebuild for this platform: the evd native rows are skipped');
+    const sums = new Map([...samples].map(([key, runs]) => [key, summarize(runs)]));
+    console.log(`\n${table(o, sums, 'missing' in compiled ? compiled.missing : undefined)}`);
     return 0;
   } finally {
     rmSync(dir, { recursive: true, force: true });

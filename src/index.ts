@@ -1,5 +1,5 @@
 /** evdispatch: a dispatch-once reactor with FORCEOS over epoll, kqueue and IOCP. */
-export { Reactor, type OpenOptions, type AddOptions, type ReactorHandle } from './core/reactor.js';
+export { Reactor, type OpenOptions, type AttachOptions, type AddOptions, type ReactorHandle } from './core/reactor.js';
 export { Events } from './core/events.js';
 export type { StopWatching } from './loop/watch.js';
 export { Interest, Ready, Mode } from './core/flags.js';

@@ -1,6 +1,7 @@
 /** The behavioural scenarios against every backend this machine can run. */
 import { describe, it } from 'vitest';
 import { availableBackends } from '../src/backends/select.js';
+import { native } from '../src/native/load.js';
 import { scenarios } from './scenarios/all.js';
 
 /**
@@ -24,5 +25,13 @@ for (const backend of availableBackends()) {
       if (skip === undefined) it(s.name, () => s.run({ backend }));
       else it.skip(`${s.name} [skipped: ${skip}]`, () => s.run({ backend }));
     }
+  });
+}
+
+// The native helper's path is checked against the same list; the plain TypeScript path is the
+// reference, run above whenever no prebuild is present.
+if (native !== undefined && availableBackends().includes('epoll')) {
+  describe('epoll with the native helper off', () => {
+    for (const s of scenarios) it(s.name, () => s.run({ backend: 'epoll', native: false }));
   });
 }

@@ -3,6 +3,7 @@ import { enableEach, type Backend, type BackendHandle, type Fd, type Key, type R
 import { Interest, Ready } from '../core/flags.js';
 import { ReactorError } from '../core/errors.js';
 import { close, Errno, errno, read, syscallError, write } from './ffi/posix.js';
+import { native, type Native } from '../native/load.js';
 import {
   EFD_CLOEXEC,
   EFD_NONBLOCK,
@@ -38,6 +39,8 @@ export interface EpollHandle extends BackendHandle {
   readonly kind: 'epoll';
   readonly epfd: number;
   readonly wakefd: number;
+  /** Whether batched re-arms go through the native helper, in every thread alike. */
+  readonly native: boolean;
 }
 
 /** Interest → epoll events: always dispatch-once; RDHUP so a peer's shutdown reads as hang-up. */
@@ -69,7 +72,8 @@ export class EpollBackend implements Backend {
   private readonly counter = new BigUint64Array(1);
   private readonly one = new BigUint64Array([1n]);
 
-  static open(): EpollBackend {
+  /** Opens an epoll instance; `useNative`: batch re-arms through the native helper if present. */
+  static open(_capacity: number, useNative = true): EpollBackend {
     const epfd = epoll_create1(EPOLL_CLOEXEC);
     if (epfd < 0) throw syscallError('epoll_create1', errno(), 'could not create an epoll instance');
     const wakefd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
@@ -78,7 +82,7 @@ export class EpollBackend implements Backend {
       close(epfd);
       throw syscallError('eventfd', e, 'could not create the wake-up eventfd');
     }
-    const backend = new EpollBackend(epfd, wakefd);
+    const backend = new EpollBackend(epfd, wakefd, useNative ? native : undefined);
     try {
       backend.ctl(EPOLL_CTL_ADD, wakefd, EPOLLIN | EPOLLONESHOT, WAKE_KEY);
     } catch (e) {
@@ -90,15 +94,17 @@ export class EpollBackend implements Backend {
 
   static attach(handle: BackendHandle): EpollBackend {
     const { epfd, wakefd } = handle;
-    if (!Number.isInteger(epfd) || !Number.isInteger(wakefd)) {
+    if (!Number.isInteger(epfd) || !Number.isInteger(wakefd) || typeof handle['native'] !== 'boolean') {
       throw new ReactorError('EINVAL', 'not an epoll handle: pass what share() returned');
     }
-    return new EpollBackend(epfd as number, wakefd as number);
+    return new EpollBackend(epfd as number, wakefd as number, handle['native'] ? native : undefined);
   }
 
   private constructor(
     private readonly epfd: number,
     private readonly wakefd: number,
+    /** The native helper, when this reactor uses it. */
+    private readonly fast: Native | undefined,
   ) {}
 
   add(fd: Fd, interest: number, key: Key): void {
@@ -120,14 +126,37 @@ export class EpollBackend implements Backend {
   }
 
   wait(out: RawEvents, max: number, timeoutMs: number): number {
-    if (this.events.length < max * STRIDE) this.events = new Uint32Array(max * STRIDE);
-    const buf = this.events;
-    const n = epoll_wait(this.epfd, buf, max, timeoutMs);
+    const n = epoll_wait(this.epfd, this.eventBuffer(max), max, timeoutMs);
     if (n < 0) {
       const e = errno();
       if (e === Errno.EINTR) return 0;
       throw syscallError('epoll_wait', e, 'waiting on the epoll instance failed');
     }
+    return this.decode(n, out);
+  }
+
+  /** With the native helper, every re-arm and the poll in one FFI call; else one call each. */
+  rearmAndPoll(rearms: Rearms, out: RawEvents, max: number): number {
+    const fast = this.fast;
+    if (fast === undefined) {
+      enableEach(this, rearms);
+      return this.wait(out, max, 0);
+    }
+    const buf = this.eventBuffer(max);
+    const n = fast.epollRearmPoll(this.epfd, rearms.count, rearms.fds, rearms.interests, rearms.keys, rearms.errors, buf, max);
+    if (n < 0) throw syscallError('epoll_wait', -n, 'waiting on the epoll instance failed');
+    return this.decode(n, out);
+  }
+
+  /** The kernel's event buffer, grown to hold max events. */
+  private eventBuffer(max: number): Uint32Array {
+    if (this.events.length < max * STRIDE) this.events = new Uint32Array(max * STRIDE);
+    return this.events;
+  }
+
+  /** Decodes n struct epoll_event into `out`, consuming the wake-up eventfd's. */
+  private decode(n: number, out: RawEvents): number {
+    const buf = this.events;
     let count = 0;
     for (let i = 0, at = 0; i < n; i++, at += STRIDE) {
       const key = buf[at + DATA_HI]! * TWO_32 + buf[at + DATA_LO]!;
@@ -140,11 +169,6 @@ export class EpollBackend implements Backend {
       count++;
     }
     return count;
-  }
-
-  rearmAndPoll(rearms: Rearms, out: RawEvents, max: number): number {
-    enableEach(this, rearms);
-    return this.wait(out, max, 0);
   }
 
   wake(): void {
@@ -165,7 +189,7 @@ export class EpollBackend implements Backend {
   }
 
   share(): EpollHandle {
-    return { kind: 'epoll', epfd: this.epfd, wakefd: this.wakefd };
+    return { kind: 'epoll', epfd: this.epfd, wakefd: this.wakefd, native: this.fast !== undefined };
   }
 
   /** Resets the eventfd and re-arms it: EPOLLONESHOT lets exactly one waiter see each wake-up. */

@@ -6,8 +6,8 @@ import { ReactorError } from '../core/errors.js';
 export type BackendChoice = 'auto' | BackendKind;
 
 interface BackendModule {
-  /** Opens a backend for at most `capacity` registrations. */
-  open(capacity: number): Backend;
+  /** Opens a backend for at most `capacity` registrations; `native`: use the native helper if present. */
+  open(capacity: number, native: boolean): Backend;
   attach(handle: BackendHandle): Backend;
 }
 
@@ -44,11 +44,11 @@ function module(kind: BackendKind): BackendModule {
   return found;
 }
 
-export function openBackend(choice: BackendChoice, capacity: number): Backend {
+export function openBackend(choice: BackendChoice, capacity: number, native: boolean): Backend {
   if (choice !== 'auto' && choice !== 'epoll' && choice !== 'kqueue' && choice !== 'iocp') {
     throw new ReactorError('EINVAL', `backend must be 'auto', 'epoll', 'kqueue' or 'iocp', got ${String(choice)}`);
   }
-  return module(choice === 'auto' ? defaultKind() : choice).open(capacity);
+  return module(choice === 'auto' ? defaultKind() : choice).open(capacity, native);
 }
 
 export function attachBackend(handle: BackendHandle): Backend {

@@ -49,6 +49,12 @@ export interface OpenOptions {
   readonly stateBytes?: number;
   /** Batch this thread's re-arms: see `AttachOptions.batchRearms`. */
   readonly batchRearms?: boolean;
+  /**
+   * Apply batched re-arms through the native helper where its prebuild for this platform
+   * exists (default true; also off when EVDISPATCH_NATIVE=0). Every thread of the reactor
+   * follows this choice.
+   */
+  readonly native?: boolean;
 }
 
 /** Options of `Reactor.attach`: how this thread uses the shared reactor. */
@@ -140,7 +146,7 @@ export class Reactor {
         `stateBytes must be an integer from 0 to 65536, and capacity × stateBytes at most 2 GiB; got ${String(stateBytes)}`,
       );
     }
-    const backend = openBackend(options.backend ?? 'auto', capacity);
+    const backend = openBackend(options.backend ?? 'auto', capacity, options.native ?? true);
     return new Reactor(
       backend,
       Table.create(capacity),

@@ -7,6 +7,8 @@ import { closeFd, send, socketPair } from '../support/sockets.js';
 
 export interface Context {
   readonly backend: BackendKind;
+  /** Whether the reactor may use the native helper (OpenOptions.native); default true. */
+  readonly native?: boolean;
 }
 
 export interface Scenario {
@@ -36,7 +38,7 @@ export async function withReactor(
   body: (f: Fixture) => void | Promise<void>,
   options: Omit<OpenOptions, 'backend'> = {},
 ): Promise<void> {
-  const r = Reactor.open({ capacity: 64, ...options, backend: ctx.backend });
+  const r = Reactor.open({ capacity: 64, ...options, backend: ctx.backend, native: ctx.native ?? true });
   const fds = new Set<number>();
   const fixture: Fixture = {
     r,

@@ -1,0 +1,9 @@
+{
+  "targets": [
+    {
+      "target_name": "evdispatch",
+      "sources": ["evdispatch.c"],
+      "cflags": ["-O2", "-Wall", "-Wextra", "-Werror"]
+    }
+  ]
+}
