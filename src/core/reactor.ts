@@ -74,6 +74,11 @@ export interface AttachOptions {
 export interface AddOptions {
   /** DISPATCH (default): disabled on delivery until `rearm`. ONESHOT: freed on delivery. */
   readonly mode?: Mode;
+  /**
+   * The registration's first shared state (at most `stateBytes`; the rest is zeroed), written
+   * before it is armed: whichever thread gets its first event finds it there.
+   */
+  readonly state?: Uint8Array;
 }
 
 /** What `share` returns: structured-cloneable, for `Reactor.attach` in a worker thread. */
@@ -243,6 +248,13 @@ export class Reactor {
     checkFd(fd);
     checkInterest(interest);
     const oneshot = checkMode(options.mode ?? Mode.DISPATCH) === Mode.ONESHOT;
+    const initial = options.state;
+    if (initial !== undefined && (!(initial instanceof Uint8Array) || initial.length > this.stateMemory.bytes)) {
+      throw new ReactorError(
+        initial instanceof Uint8Array ? 'EMSGSIZE' : 'EINVAL',
+        `state must be a Uint8Array of at most the ${this.stateMemory.bytes} bytes per registration chosen at open`,
+      );
+    }
     this.enter();
     try {
       const token = this.table.allocate(fd, interest, oneshot);
@@ -256,7 +268,13 @@ export class Reactor {
         throw new ReactorError('ENOSPC', `all ${this.capacity} registrations are in use: delete some, or open with a larger capacity`);
       }
       const bytes = this.stateMemory.bytes;
-      if (bytes > 0) new Uint8Array(this.stateMemory.buffer, slotOfToken(token) * bytes, bytes).fill(0);
+      if (bytes > 0) {
+        const state = new Uint8Array(this.stateMemory.buffer, slotOfToken(token) * bytes, bytes);
+        state.fill(0, initial?.length ?? 0);
+        if (initial !== undefined) state.set(initial);
+      }
+      // Not armed in the kernel until here, and its token not yet returned: nothing can be
+      // delivered for it before its state is written.
       try {
         this.backend.add(fd, interest, token);
       } catch (e) {

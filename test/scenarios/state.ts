@@ -40,6 +40,9 @@ export const stateScenarios: Scenario[] = [
         ({ r, pair }) => {
           const [a] = pair();
           const t = r.add(a, Interest.READABLE);
+          const t3 = r.add(pair()[0], Interest.READABLE, { state: new Uint8Array([1, 2, 3]) });
+          assert.deepEqual([...r.state(t3).subarray(0, 5)], [1, 2, 3, 0, 0], 'the first state, written before arming');
+          expectCode(() => r.add(pair()[0], Interest.READABLE, { state: new Uint8Array(65) }), 'EMSGSIZE');
           r.writeState(t, new Uint8Array(64));
           r.writeState(t, new Uint8Array(1), 63);
           expectCode(() => r.writeState(t, new Uint8Array(65)), 'EMSGSIZE');

@@ -1,0 +1,374 @@
+/**
+ * The echo server's handler module, run by runWorkers in every thread: accepts on the
+ * listeners, echoes, answers HTTP, closes idle connections. Everything a connection carries
+ * from one delivery to the next (its fd, a half-read request, output a send left over) is in
+ * its registration's state, because the next delivery may go to another thread.
+ */
+import { Interest, ReactorError, Ready, type EventHandler, type WorkerContext } from '../../src/index.js';
+import * as net from '../../src/net/index.js';
+import { answer, headLength, MAX_ANSWER, TOO_LARGE, type Answer } from './http.js';
+import {
+  CELL,
+  Connections,
+  ECHO_OUT_AT,
+  FD,
+  Flag,
+  FLAGS,
+  header,
+  HEADER,
+  HTTP_OUT_AT,
+  Kind,
+  KIND,
+  LAST_ACTIVE,
+  LAST_THREAD,
+  now,
+  OUT_LEN,
+  REQ_AT,
+  REQ_LEN,
+  REQUEST_MAX,
+  Shared,
+  STATE_BYTES,
+} from './shared.js';
+
+/** What every thread is given. */
+export interface ServerData {
+  readonly shared: SharedArrayBuffer;
+  readonly connections: SharedArrayBuffer;
+  readonly idleMs: number;
+}
+
+/** Failures that end one connection, not the server. */
+const LOST: ReadonlySet<string> = new Set([
+  'ECONNRESET',
+  'ECONNABORTED',
+  'EPIPE',
+  'ETIMEDOUT',
+  'ENOTCONN',
+  'ENETRESET',
+  'ENETDOWN',
+  'ENETUNREACH',
+  'EHOSTDOWN',
+  'EHOSTUNREACH',
+]);
+
+/** Bytes one delivery reads before re-arming, so that one fast sender does not hold a thread. */
+const READ_BUDGET = 256 * 1024;
+/** Accept calls per listener delivery (each takes up to ACCEPT_BATCH connections). */
+const ACCEPT_ROUNDS = 16;
+const ACCEPT_BATCH = 64;
+/** After an accept failure (out of fds): the pending connection keeps the listener readable. */
+const ACCEPT_BACKOFF_MS = 10;
+
+const PAUSE = new Int32Array(new SharedArrayBuffer(4));
+
+/** This thread's copy of the connection it is handling: the header's fields, loaded and saved. */
+class Connection {
+  token = 0;
+  kind: Kind = Kind.ECHO;
+  state: Uint8Array = new Uint8Array(0);
+  private view: DataView = new DataView(new ArrayBuffer(0));
+  private at = 0;
+  fd = 0;
+  cell = 0;
+  flags = 0;
+  outLen = 0;
+  reqLen = 0;
+  /** Where its pending output starts in the state. */
+  outAt = 0;
+
+  load(token: number, kind: Kind, state: Uint8Array): void {
+    // Every registration's state lies in one SharedArrayBuffer: one DataView serves them all.
+    if (this.view.buffer !== state.buffer) this.view = new DataView(state.buffer);
+    const v = this.view;
+    const at = state.byteOffset;
+    this.token = token;
+    this.kind = kind;
+    this.state = state;
+    this.at = at;
+    this.fd = v.getInt32(at + FD, true);
+    this.cell = v.getInt32(at + CELL, true);
+    this.flags = v.getUint8(at + FLAGS);
+    this.outLen = v.getUint32(at + OUT_LEN, true);
+    this.reqLen = v.getUint32(at + REQ_LEN, true);
+    this.outAt = kind === Kind.ECHO ? ECHO_OUT_AT : HTTP_OUT_AT;
+  }
+
+  /** Stores what changed; before a rearm, which hands the connection to whichever thread is next. */
+  save(): void {
+    const v = this.view;
+    v.setUint8(this.at + FLAGS, this.flags);
+    v.setUint32(this.at + OUT_LEN, this.outLen, true);
+    v.setUint32(this.at + REQ_LEN, this.reqLen, true);
+  }
+
+  get outRoom(): number {
+    return STATE_BYTES - this.outAt - this.outLen;
+  }
+
+  /** Marks this thread as the one handling it; true if another thread handled it last. */
+  handledBy(thread: number): boolean {
+    const last = this.view.getUint8(this.at + LAST_THREAD);
+    this.view.setUint8(this.at + LAST_THREAD, thread);
+    return last !== 0 && last !== thread;
+  }
+
+  get lastActive(): number {
+    return this.view.getFloat64(this.at + LAST_ACTIVE, true);
+  }
+
+  set lastActive(ms: number) {
+    this.view.setFloat64(this.at + LAST_ACTIVE, ms, true);
+  }
+}
+
+/** Sets this thread up; returns its handler. */
+export function setup({ reactor, index, data }: WorkerContext<ServerData>): EventHandler {
+  const shared = new Shared(data.shared);
+  const connections = new Connections(data.connections);
+  const { idleMs } = data;
+  const thread = index + 1;
+  const c = new Connection();
+  const accepted = new Int32Array(ACCEPT_BATCH);
+
+  function onListener(token: number, kind: Kind, state: Uint8Array): void {
+    const fd = new DataView(state.buffer, state.byteOffset).getInt32(FD, true);
+    if (shared.stopping) {
+      try {
+        reactor.delete(token);
+      } finally {
+        net.close(fd);
+        shared.listenerClosed(kind);
+      }
+      return;
+    }
+    const connectionKind = kind === Kind.ECHO_LISTENER ? Kind.ECHO : Kind.HTTP;
+    for (let round = 0; round < ACCEPT_ROUNDS; round++) {
+      const { count, error } = net.accept(fd, accepted);
+      let i = 0;
+      try {
+        for (; i < count; i++) register(accepted[i]!, connectionKind);
+      } finally {
+        // register closed the one it failed on; close the ones after it, or they would leak.
+        for (i++; i < count; i++) net.close(accepted[i]!);
+      }
+      if (error !== undefined) {
+        acceptFailed(error);
+        break;
+      }
+      if (count < accepted.length) break;
+    }
+    reactor.rearm(token);
+  }
+
+  function register(fd: number, kind: Kind): void {
+    // A cell is always free: the table has a cell per registration the reactor can hold.
+    const cell = connections.reserve(fd);
+    let token: number;
+    try {
+      net.setNoDelay(fd, true); // echoes and answers are small writes: send them at once
+      token = reactor.add(fd, Interest.READABLE, { state: header(kind, fd, cell, now()) });
+    } catch (e) {
+      net.close(fd);
+      connections.remove(cell);
+      if (!(e instanceof ReactorError)) throw e;
+      if (e.code === 'ENOSPC') shared.add('refused', 1);
+      else if (LOST.has(e.code)) shared.add('resets', 1); // gone before it was registered
+      else throw e;
+      return;
+    }
+    shared.add('accepted', 1);
+    shared.add('open', 1);
+    connections.publish(cell, token);
+    try {
+      reactor.setDeadline(token, idleMs);
+    } catch (e) {
+      // The thread it was delivered to has closed it already (the peer came and went at once).
+      if (!(e instanceof ReactorError && e.code === 'ENOENT')) throw e;
+    }
+  }
+
+  function acceptFailed(error: string): void {
+    shared.add('acceptErrors', 1);
+    if (shared.firstAcceptError()) {
+      console.error(`accept failed with ${error}; connections wait in the backlog until descriptors free up (logged once)`);
+    }
+    // The connections still pending keep the listener readable: without a pause this thread
+    // would spin on it while the others close connections and free descriptors.
+    Atomics.wait(PAUSE, 0, 0, ACCEPT_BACKOFF_MS);
+  }
+
+  function onConnection(token: number, flags: number, kind: Kind, state: Uint8Array): void {
+    c.load(token, kind, state);
+    if (c.handledBy(thread)) shared.add('handoffs', 1);
+    if (flags & Ready.TIMEOUT) {
+      const idle = now() - c.lastActive;
+      // The deadline rounds to whole milliseconds; a millisecond early is idle enough.
+      if (idle >= idleMs - 1) {
+        shared.add('idleClosed', 1);
+        release();
+        return;
+      }
+      // Bytes came since the deadline was set: it moves here, lazily, not on every read.
+      reactor.setDeadline(token, idleMs - idle);
+    }
+    let finished: boolean;
+    try {
+      if (c.flags & Flag.LINGERING) linger();
+      else if (kind === Kind.ECHO) echo();
+      else http();
+      flush();
+      finished = settle();
+    } catch (e) {
+      release();
+      if (e instanceof ReactorError && LOST.has(e.code)) shared.add('resets', 1);
+      else throw e;
+      return;
+    }
+    if (finished) release();
+  }
+
+  /** Whether the connection reads now: not after it is done, nor when its answer may not fit. */
+  function canRead(): boolean {
+    if (c.flags & (Flag.PEER_DONE | Flag.NO_MORE_INPUT)) return false;
+    return c.kind === Kind.ECHO ? c.outRoom > 0 : c.outRoom >= MAX_ANSWER;
+  }
+
+  /** Counts what recv returned; false when there is nothing more to read now. */
+  function received(n: number): boolean {
+    if (n > 0) {
+      shared.add('bytesIn', n);
+      c.lastActive = now();
+      return true;
+    }
+    if (n === 0) c.flags |= Flag.PEER_DONE;
+    // Stopping: the socket is empty now, and is read no more.
+    else if (shared.stopping) c.flags |= Flag.NO_MORE_INPUT;
+    return false;
+  }
+
+  /** Reads straight into the pending output, which is the echo: order is kept by construction. */
+  function echo(): void {
+    for (let budget = READ_BUDGET; budget > 0 && canRead(); ) {
+      const n = net.recv(c.fd, c.state, c.outAt + c.outLen, c.outRoom);
+      if (!received(n)) return;
+      c.outLen += n;
+      budget -= n;
+      flush();
+    }
+  }
+
+  /** Answers every complete request head buffered, reading more while the answers fit. */
+  function http(): void {
+    let searched = 0; // bytes of the buffered request known to hold no blank line
+    for (let budget = READ_BUDGET; ; ) {
+      while (c.outRoom >= MAX_ANSWER) {
+        const length = headLength(c.state, REQ_AT, c.reqLen, searched);
+        if (length < 0) break;
+        respond(length);
+        searched = 0;
+      }
+      searched = c.reqLen; // unless answers stopped fitting, but then canRead() is false
+      if (budget <= 0 || !canRead()) return;
+      if (c.reqLen === REQUEST_MAX) {
+        queue(TOO_LARGE);
+        return;
+      }
+      const n = net.recv(c.fd, c.state, REQ_AT + c.reqLen, REQUEST_MAX - c.reqLen);
+      if (!received(n)) return;
+      c.reqLen += n;
+      budget -= n;
+    }
+  }
+
+  function respond(length: number): void {
+    const head = Buffer.from(c.state.buffer, c.state.byteOffset + REQ_AT, length).toString('latin1');
+    shared.add('requests', 1);
+    c.state.copyWithin(REQ_AT, REQ_AT + length, REQ_AT + c.reqLen);
+    c.reqLen -= length;
+    queue(answer(head));
+  }
+
+  /** Appends an answer to the pending output; one that closes ends the reading. */
+  function queue(a: Answer): void {
+    c.state.set(a.bytes, c.outAt + c.outLen);
+    c.outLen += a.bytes.length;
+    if (a.close) {
+      c.flags |= Flag.NO_MORE_INPUT;
+      c.reqLen = 0; // requests pipelined after it are not answered
+    }
+  }
+
+  /** Sends the pending output until it is gone or the socket takes no more. */
+  function flush(): void {
+    while (c.outLen > 0) {
+      const n = net.send(c.fd, c.state, c.outAt, c.outLen);
+      if (n > 0) {
+        shared.add('bytesOut', n);
+        c.state.copyWithin(c.outAt, c.outAt + n, c.outAt + c.outLen);
+        c.outLen -= n;
+      }
+      if (c.outLen > 0) {
+        shared.add('partialSends', 1);
+        return;
+      }
+    }
+  }
+
+  /** Our side is shut: read and drop what the peer still sends, until it closes. */
+  function linger(): void {
+    for (let budget = READ_BUDGET; budget > 0; ) {
+      const n = net.recv(c.fd, c.state, c.outAt, c.outRoom);
+      if (n <= 0) {
+        if (n === 0) c.flags |= Flag.PEER_DONE;
+        return;
+      }
+      shared.add('discarded', n);
+      budget -= n;
+    }
+  }
+
+  /** Re-arms for what the connection waits for next; true when it waits for nothing: close it. */
+  function settle(): boolean {
+    if (c.outLen > 0) {
+      const reading = !(c.flags & (Flag.PEER_DONE | Flag.NO_MORE_INPUT));
+      if (reading && !canRead()) shared.add('readStalls', 1);
+      c.save();
+      reactor.rearm(c.token, canRead() ? Interest.BOTH : Interest.WRITABLE);
+      return false;
+    }
+    if (c.flags & Flag.PEER_DONE) return true;
+    if (c.flags & Flag.NO_MORE_INPUT && !(c.flags & Flag.LINGERING)) {
+      // Closing now with input unread would send a reset, which may destroy the answers still
+      // in flight: end our side and close once the peer has closed its own (or the idle timeout).
+      net.shutdown(c.fd, 'write');
+      c.flags |= Flag.LINGERING;
+    }
+    c.save();
+    reactor.rearm(c.token, Interest.READABLE);
+    return false;
+  }
+
+  /** Deletes the registration and closes the socket. */
+  function release(): void {
+    try {
+      reactor.delete(c.token);
+    } catch (e) {
+      // The pool is closing and the reactor with it: closing the fd is all that is left to do.
+      if (!(e instanceof ReactorError && e.code === 'ECLOSED')) throw e;
+    } finally {
+      net.close(c.fd);
+      connections.remove(c.cell);
+      shared.add('open', -1);
+    }
+  }
+
+  return (token, flags) => {
+    const state = reactor.state(token);
+    const kind = new DataView(state.buffer, state.byteOffset, HEADER).getInt32(KIND, true) as Kind;
+    if (kind === Kind.ECHO_LISTENER || kind === Kind.HTTP_LISTENER) {
+      onListener(token, kind, state);
+    } else {
+      onConnection(token, flags, kind, state);
+    }
+  };
+}

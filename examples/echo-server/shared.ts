@@ -1,0 +1,206 @@
+/**
+ * What the echo server's threads share: the layout of each registration's state bytes, the
+ * counters, the control words, and the table of open connections that `stop` walks.
+ */
+/**
+ * Bytes of reactor state per registration. A 32-byte header, then for HTTP a 4 KiB request
+ * buffer, and the output the kernel refused: 16,352 bytes for echo (a whole read's worth, so a
+ * read is never cut short for room), 12,256 for HTTP (about a hundred pipelined answers). The
+ * kernel's socket buffers do most of the buffering; this only holds what they refused, and
+ * pages no connection touches cost nothing: 4,096 connections reserve 64 MiB of address space.
+ */
+export const STATE_BYTES = 16384;
+/** The largest HTTP request head; a longer one is answered 431 and the connection closed. */
+export const REQUEST_MAX = 4096;
+
+/** Header fields: byte offsets in a registration's state. */
+export const KIND = 0; // i32, a Kind
+export const FLAGS = 4; // u8, Flag bits
+export const LAST_THREAD = 5; // u8, the index + 1 of the thread that last handled it
+export const FD = 8; // i32
+export const CELL = 12; // i32, the connection's cell in the Connections table
+export const OUT_LEN = 16; // u32, bytes of pending output
+export const REQ_LEN = 20; // u32, bytes of the HTTP request being read
+export const LAST_ACTIVE = 24; // f64, the monotonic clock (ms) at the last byte read
+export const HEADER = 32;
+/** Where each kind keeps its request bytes and its pending output. */
+export const REQ_AT = HEADER;
+export const ECHO_OUT_AT = HEADER;
+export const HTTP_OUT_AT = HEADER + REQUEST_MAX;
+
+/** What a registration is (the KIND word). */
+export const Kind = { ECHO_LISTENER: 1, HTTP_LISTENER: 2, ECHO: 3, HTTP: 4 } as const;
+export type Kind = (typeof Kind)[keyof typeof Kind];
+
+/** FLAGS bits. */
+export const Flag = {
+  /** The peer shut down its side: nothing more to read. */
+  PEER_DONE: 1,
+  /** This server reads no more: stopping, a 431, or a `Connection: close` answered. */
+  NO_MORE_INPUT: 2,
+  /** Our side is shut down; input is read and dropped until the peer closes (no RST for it). */
+  LINGERING: 4,
+} as const;
+
+/**
+ * A new registration's header, for `add(fd, interest, { state })`: the reactor writes it before
+ * arming the registration, so whichever thread gets its first event finds it complete.
+ */
+export function header(kind: Kind, fd: number, cell: number, now: number): Uint8Array {
+  const bytes = new Uint8Array(HEADER);
+  const view = new DataView(bytes.buffer);
+  view.setInt32(KIND, kind, true);
+  view.setInt32(FD, fd, true);
+  view.setInt32(CELL, cell, true);
+  view.setFloat64(LAST_ACTIVE, now, true);
+  return bytes;
+}
+
+/** Milliseconds on the process-wide monotonic clock, the same in every thread. */
+export const now: () => number = (() => {
+  const [s, ns] = process.hrtime();
+  const offset = s * 1e3 + ns / 1e6 - performance.now();
+  return () => performance.now() + offset;
+})();
+
+/** The counters, in the order of the shared BigInt64Array. */
+export const COUNTERS = [
+  'accepted',
+  'open',
+  'bytesIn',
+  'bytesOut',
+  /** Connections closed by the idle timeout (a FORCED | TIMEOUT delivery). */
+  'idleClosed',
+  'requests',
+  /** send() calls that took less than offered: the rest waited in the state for WRITABLE. */
+  'partialSends',
+  /** Deliveries that stopped reading because the pending output was full (back-pressure). */
+  'readStalls',
+  /** Deliveries of a connection to another thread than its previous one. */
+  'handoffs',
+  /** Connections that failed (reset, broken pipe). */
+  'resets',
+  /** Bytes read and dropped from a peer that kept sending after this server stopped reading. */
+  'discarded',
+  'acceptErrors',
+  /** Connections closed at once because the reactor was full. */
+  'refused',
+  'handlerErrors',
+] as const;
+export type Counter = (typeof COUNTERS)[number];
+export type Counts = Record<Counter, number>;
+
+/** Control words (Int32, after the counters). */
+const STOPPING = 0;
+const LISTENERS = 1; // one bit per listener Kind still open
+const ACCEPT_ERROR_LOGGED = 2;
+const CONTROL_INTS = 4;
+
+/** The counters and control words, one SharedArrayBuffer for every thread. */
+export class Shared {
+  private readonly counters: BigInt64Array;
+  private readonly control: Int32Array;
+  private static readonly index = Object.fromEntries(COUNTERS.map((name, i) => [name, i])) as Record<Counter, number>;
+
+  static create(): Shared {
+    return new Shared(new SharedArrayBuffer(COUNTERS.length * 8 + CONTROL_INTS * 4));
+  }
+
+  constructor(readonly buffer: SharedArrayBuffer) {
+    this.counters = new BigInt64Array(buffer, 0, COUNTERS.length);
+    this.control = new Int32Array(buffer, COUNTERS.length * 8, CONTROL_INTS);
+  }
+
+  add(counter: Counter, n: number): void {
+    Atomics.add(this.counters, Shared.index[counter], BigInt(n));
+  }
+
+  counts(): Counts {
+    return Object.fromEntries(COUNTERS.map((name, i) => [name, Number(Atomics.load(this.counters, i))])) as Counts;
+  }
+
+  get stopping(): boolean {
+    return Atomics.load(this.control, STOPPING) !== 0;
+  }
+
+  stop(): void {
+    Atomics.store(this.control, STOPPING, 1);
+  }
+
+  listenerOpened(kind: Kind): void {
+    Atomics.or(this.control, LISTENERS, 1 << kind);
+  }
+
+  listenerClosed(kind: Kind): void {
+    Atomics.and(this.control, LISTENERS, ~(1 << kind));
+  }
+
+  isListenerOpen(kind: Kind): boolean {
+    return (Atomics.load(this.control, LISTENERS) & (1 << kind)) !== 0;
+  }
+
+  /** True the first time only: for a log line that must not repeat. */
+  firstAcceptError(): boolean {
+    return Atomics.compareExchange(this.control, ACCEPT_ERROR_LOGGED, 0, 1) === 0;
+  }
+}
+
+/** Cell states. */
+const FREE = 0;
+const FILLING = 1;
+const LIVE = 2;
+
+/**
+ * The open connections, so that `stop` can reach each one: a cell per connection holding its
+ * token and fd, claimed with a compareExchange, freed when the connection closes. A connection's
+ * header remembers its cell, so nothing is ever searched but a free cell.
+ */
+export class Connections {
+  private readonly next: Int32Array;
+  private readonly cells: Int32Array;
+  private readonly fds: Int32Array;
+  private readonly tokens: Float64Array;
+
+  static create(capacity: number): Connections {
+    return new Connections(new SharedArrayBuffer(8 + capacity * (4 + 4 + 8)));
+  }
+
+  constructor(readonly buffer: SharedArrayBuffer) {
+    const capacity = (buffer.byteLength - 8) / 16;
+    this.next = new Int32Array(buffer, 0, 1);
+    this.tokens = new Float64Array(buffer, 8, capacity);
+    this.cells = new Int32Array(buffer, 8 + capacity * 8, capacity);
+    this.fds = new Int32Array(buffer, 8 + capacity * 12, capacity);
+  }
+
+  /** Claims a cell for fd, before its registration exists; -1 if every cell is taken. */
+  reserve(fd: number): number {
+    const n = this.cells.length;
+    // Start where the last claim left off, so a claim rarely meets a taken cell.
+    const start = (Atomics.add(this.next, 0, 1) >>> 0) % n;
+    for (let k = 0; k < n; k++) {
+      const i = (start + k) % n;
+      if (Atomics.compareExchange(this.cells, i, FREE, FILLING) !== FREE) continue;
+      this.fds[i] = fd;
+      return i;
+    }
+    return -1;
+  }
+
+  /** The reserved cell's registration now exists: `forEach` sees it from here on. */
+  publish(cell: number, token: number): void {
+    this.tokens[cell] = token;
+    Atomics.store(this.cells, cell, LIVE);
+  }
+
+  remove(cell: number): void {
+    Atomics.store(this.cells, cell, FREE);
+  }
+
+  /** Calls fn for every open connection. */
+  forEach(fn: (token: number, fd: number, cell: number) => void): void {
+    for (let i = 0; i < this.cells.length; i++) {
+      if (Atomics.load(this.cells, i) === LIVE) fn(this.tokens[i]!, this.fds[i]!, i);
+    }
+  }
+}

@@ -1,0 +1,93 @@
+/** The body of each runWorkers thread: attach, set the handler module up, wait and dispatch until closed. */
+import { isMainThread, parentPort, threadId, workerData } from 'node:worker_threads';
+import { ReactorError } from '../core/errors.js';
+import { Events } from '../core/events.js';
+import { Reactor, type ReactorHandle } from '../core/reactor.js';
+import { START, WAITING, type EventHandler, type HandlerModule, type PostedError, type WorkerContext } from './pool.js';
+
+/** What the pool hands each thread. */
+export interface ThreadData {
+  readonly reactor: ReactorHandle;
+  readonly moduleUrl: string;
+  readonly data: unknown;
+  readonly index: number;
+  readonly threads: number;
+  readonly batch: number;
+  /** One counter per thread, written by its thread after each batch, read by the pool. */
+  readonly eventCounts: BigInt64Array;
+  /** Set by the pool once every thread is set up: START, or ABORT when one failed. */
+  readonly start: Int32Array;
+}
+
+/** What a thread tells the pool; an error without a token is a failed setup. */
+export type ThreadMessage =
+  | { readonly kind: 'ready' }
+  | { readonly kind: 'error'; readonly token: number | undefined; readonly flags: number | undefined; readonly error: PostedError }
+  | { readonly kind: 'done'; readonly events: number };
+
+function post(message: ThreadMessage): void {
+  parentPort!.postMessage(message);
+}
+
+function posted(e: unknown): PostedError {
+  if (e instanceof Error) return { name: e.name, message: e.message, stack: e.stack, code: (e as { code?: unknown }).code };
+  return { name: 'Error', message: `a non-Error was thrown: ${String(e)}`, stack: undefined, code: undefined };
+}
+
+/** Loads the module and returns this thread's handler. */
+async function setUp(context: WorkerContext, moduleUrl: string): Promise<EventHandler> {
+  const mod = (await import(moduleUrl)) as HandlerModule;
+  if (typeof mod.setup === 'function') {
+    const handler = await mod.setup(context);
+    if (typeof handler !== 'function') throw new TypeError(`setup() of ${moduleUrl} must return a (token, flags) => void handler`);
+    return handler;
+  }
+  const handle = mod.handle;
+  if (typeof handle === 'function') return (token, flags) => handle(context, token, flags);
+  throw new TypeError(`${moduleUrl} exports neither setup(context) nor handle(context, token, flags)`);
+}
+
+/** Waits and dispatches until the reactor closes; returns how many events it handled. */
+function serve(reactor: Reactor, handler: EventHandler, batch: number, counter: BigInt64Array, index: number): number {
+  const ev = new Events(batch);
+  let events = 0;
+  for (;;) {
+    let n: number;
+    try {
+      n = reactor.wait(ev, -1);
+    } catch (e) {
+      if (e instanceof ReactorError && e.code === 'ECLOSED') return events;
+      throw e;
+    }
+    // Every delivered event goes to the handler, even after a close: it may be holding state.
+    for (let i = 0; i < n; i++) {
+      const token = ev.tokens[i]!;
+      const flags = ev.flags[i]!;
+      try {
+        handler(token, flags);
+      } catch (e) {
+        // The pool is closing: the handler's rearm or delete found the reactor closed.
+        if (reactor.closed && e instanceof ReactorError && e.code === 'ECLOSED') continue;
+        post({ kind: 'error', token, flags, error: posted(e) });
+      }
+    }
+    events += n;
+    Atomics.store(counter, index, BigInt(events));
+    if (reactor.closed) return events;
+  }
+}
+
+if (isMainThread) throw new Error('src/workers/thread.js is the body of runWorkers threads: start it through runWorkers');
+const data = workerData as ThreadData;
+const reactor = Reactor.attach(data.reactor);
+const context: WorkerContext = { reactor, index: data.index, threadId, threads: data.threads, data: data.data };
+const handler = await setUp(context, data.moduleUrl).catch((e: unknown) => {
+  post({ kind: 'error', token: undefined, flags: undefined, error: posted(e) });
+  return undefined;
+});
+if (handler !== undefined) {
+  post({ kind: 'ready' });
+  Atomics.wait(data.start, 0, WAITING);
+  const go = Atomics.load(data.start, 0) === START;
+  post({ kind: 'done', events: go ? serve(reactor, handler, data.batch, data.eventCounts, data.index) : 0 });
+}
