@@ -48,6 +48,12 @@ export interface RunWorkersOptions<D = unknown> {
   /** Events claimed per wait, per thread (default 32): larger saves calls, smaller spreads load. */
   readonly batch?: number;
   /**
+   * Whether each thread batches its re-arms (AttachOptions.batchRearms: applied with its next
+   * wait, through the native helper where there is one). Default true: pool threads always
+   * wait again, and apply what they staged when they exit.
+   */
+  readonly batchRearms?: boolean;
+  /**
    * Called, in this thread, for each error a handler throws; the threads keep running. Without
    * it the first error is fatal: the pool closes and `done` rejects with it.
    */
@@ -135,13 +141,14 @@ const THREAD = new URL('./thread.js', import.meta.url);
  * process.once('SIGINT', async () => console.log(await workers.close()));
  */
 export async function runWorkers<D = unknown>(options: RunWorkersOptions<D>): Promise<Workers> {
-  const { threads, batch = 32, onError } = options;
+  const { threads, batch = 32, batchRearms = true, onError } = options;
   if (!Number.isInteger(threads) || threads < 1 || threads > MAX_THREADS) {
     throw new ReactorError('EINVAL', `threads must be an integer from 1 to ${MAX_THREADS}, got ${String(threads)}`);
   }
   if (!Number.isInteger(batch) || batch < 1 || batch > 65536) {
     throw new ReactorError('EINVAL', `batch must be an integer from 1 to 65536, got ${String(batch)}`);
   }
+  if (typeof batchRearms !== 'boolean') throw new ReactorError('EINVAL', `batchRearms must be a boolean, got ${String(batchRearms)}`);
   const reactor = options.reactor instanceof Reactor ? options.reactor : Reactor.attach(options.reactor);
   const handle = reactor.share();
   const moduleUrl = moduleHref(options.handler);
@@ -173,7 +180,7 @@ export async function runWorkers<D = unknown>(options: RunWorkersOptions<D>): Pr
   const workers: Worker[] = [];
   try {
     for (let index = 0; index < threads; index++) {
-      const data: ThreadData = { reactor: handle, moduleUrl, data: options.data, index, threads, batch, eventCounts, start };
+      const data: ThreadData = { reactor: handle, moduleUrl, data: options.data, index, threads, batch, batchRearms, eventCounts, start };
       workers.push(new Worker(THREAD, { workerData: data }));
     }
   } catch (e) {

@@ -13,6 +13,7 @@ export interface ThreadData {
   readonly index: number;
   readonly threads: number;
   readonly batch: number;
+  readonly batchRearms: boolean;
   /** One counter per thread, written by its thread after each batch, read by the pool. */
   readonly eventCounts: BigInt64Array;
   /** Set by the pool once every thread is set up: START, or ABORT when one failed. */
@@ -79,7 +80,7 @@ function serve(reactor: Reactor, handler: EventHandler, batch: number, counter: 
 
 if (isMainThread) throw new Error('src/workers/thread.js is the body of runWorkers threads: start it through runWorkers');
 const data = workerData as ThreadData;
-const reactor = Reactor.attach(data.reactor);
+const reactor = Reactor.attach(data.reactor, { batchRearms: data.batchRearms });
 const context: WorkerContext = { reactor, index: data.index, threadId, threads: data.threads, data: data.data };
 const handler = await setUp(context, data.moduleUrl).catch((e: unknown) => {
   post({ kind: 'error', token: undefined, flags: undefined, error: posted(e) });
@@ -89,5 +90,7 @@ if (handler !== undefined) {
   post({ kind: 'ready' });
   Atomics.wait(data.start, 0, WAITING);
   const go = Atomics.load(data.start, 0) === START;
-  post({ kind: 'done', events: go ? serve(reactor, handler, data.batch, data.eventCounts, data.index) : 0 });
+  const events = go ? serve(reactor, handler, data.batch, data.eventCounts, data.index) : 0;
+  reactor.flush(); // what the last handlers re-armed (batchRearms), before this thread goes
+  post({ kind: 'done', events });
 }
