@@ -34,7 +34,7 @@ import { Interest, Mode, Reactor } from '../src/index.js';
 import { close, errno, errnoName, libc, write } from '../src/backends/ffi/posix.js';
 import { native } from '../src/native/load.js';
 
-const USAGE = 'usage: node build/bench/dispatch.js [--rounds N] [--seconds S] [--warmup S] [--threads 1,2] [--pairs 1000]';
+const USAGE = 'usage: node build/bench/dispatch.js [--rounds N] [--seconds S] [--warmup S] [--threads 1,2] [--pairs 1000] [--backend epoll|kqueue]';
 
 const HELP = `${USAGE}
 
@@ -44,6 +44,7 @@ W1 dispatch churn: evdispatch against the same epoll loop in C, interleaved, med
   --warmup S     seconds each run runs before measuring, for the JIT and the caches (default 0.5)
   --threads LIST comma-separated counts of waiting threads (default 1,2)
   --pairs N      socketpairs, one registration each (default 1000)
+  --backend B    evdispatch's backend: epoll (default) or kqueue (on Linux: EVDISPATCH_KQUEUE_LIB=libkqueue.so)
 The C program is compiled with the machine's cc (-O2 -pthread); without cc its column is skipped.
 To check the syscall counts from outside: strace -c -f node build/bench/dispatch.js --rounds 1`;
 
@@ -80,6 +81,7 @@ interface Options {
   readonly warmup: number;
   readonly threads: readonly number[];
   readonly pairs: number;
+  readonly backend: 'epoll' | 'kqueue';
 }
 
 /** One measured run: counts and times over the measured window only. */
@@ -107,6 +109,7 @@ function parseOptions(argv: string[]): Options | 'help' {
       warmup: { type: 'string', default: '0.5' },
       threads: { type: 'string', default: '1,2' },
       pairs: { type: 'string', default: '1000' },
+      backend: { type: 'string', default: 'epoll' },
       help: { type: 'boolean', default: false },
     },
   });
@@ -118,10 +121,16 @@ function parseOptions(argv: string[]): Options | 'help' {
     warmup: number('warmup', values.warmup, 0),
     threads,
     pairs: integer('pairs', values.pairs, 1, 100000),
+    backend: backendFlag(values.backend),
   };
 }
 
 class UsageError extends Error {}
+
+function backendFlag(text: string): 'epoll' | 'kqueue' {
+  if (text === 'epoll' || text === 'kqueue') return text;
+  throw new UsageError(`--backend must be epoll or kqueue, got '${text}'`);
+}
 
 function integer(flag: string, text: string, min: number, max: number): number {
   const n = Number(text);
@@ -265,7 +274,7 @@ async function countSyscalls(counter: SyscallCounter | undefined, control: Int32
 
 /** One run of evdispatch in `mode`; `dir` holds perf's control fifos. */
 async function runEvdispatch(mode: Impl, threads: number, o: Options, dir: string): Promise<Sample> {
-  const reactor = Reactor.open({ capacity: o.pairs, native: mode === 'evd native' });
+  const reactor = Reactor.open({ backend: o.backend, capacity: o.pairs, native: mode === 'evd native' });
   const fds: number[] = [];
   const control = new Int32Array(new SharedArrayBuffer((threads + 1) * LINE_INTS * 4));
   try {
@@ -369,7 +378,7 @@ function table(o: Options, sums: Summaries, missingC: string | undefined): strin
   const widths = head.map((h, i) => Math.max(h.length, ...rows.map((r) => r[i]!.length)));
   const line = (cells: string[]): string => cells.map((cell, i) => (i === 1 ? cell.padEnd(widths[i]!) : cell.padStart(widths[i]!))).join('  ');
   return [
-    `W1 dispatch churn: ${o.pairs} socketpairs, ${BATCH} events per wait, ${o.warmup} s warm-up + ${o.seconds} s measured per run, medians of ${o.rounds} rounds`,
+    `W1 dispatch churn on ${o.backend}${o.backend === 'kqueue' && process.platform === 'linux' ? ' (libkqueue)' : ''}: ${o.pairs} socketpairs, ${BATCH} events per wait, ${o.warmup} s warm-up + ${o.seconds} s measured per run, medians of ${o.rounds} rounds`,
     `machine: ${availableParallelism()} CPUs, load average ${loadavg()[0]!.toFixed(2)} at the end (events/s suffers from neighbours; CPU per event much less)`,
     'evd: re-arm at once (the default); evd batched: batchRearms, TypeScript; evd native: batchRearms through the native helper',
     `CPU: whole process, user + system (user in brackets); syscalls/ev: ${perfWorks === true ? 'counted by the kernel (perf), all threads' : "the loop's waits and re-arms"} (C: its own count)`,
@@ -412,7 +421,8 @@ async function main(): Promise<number> {
       for (const t of o.threads) {
         if ('exe' in compiled) record('C', t, round, runC(compiled.exe, t, o));
         for (const mode of EVD_MODES) {
-          if (mode === 'evd native' && native === undefined) continue;
+          // The native helper batches epoll's re-arms; kqueue batches in its own kevent call.
+          if (mode === 'evd native' && (native === undefined || o.backend !== 'epoll')) continue;
           record(mode, t, round, await runEvdispatch(mode, t, o, dir));
         }
       }
