@@ -621,6 +621,9 @@ export class Reactor {
           throw e;
         }
       },
+      flush() {
+        reactor.flush();
+      },
       untilDeadline() {
         const due = reactor.deadlines.earliest();
         return due === NONE ? -1 : Math.max(0, Math.ceil(due - reactor.deadlines.now()));

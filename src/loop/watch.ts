@@ -8,8 +8,10 @@ import type { Events } from '../core/events.js';
 
 /** The little of a reactor the loop integration needs. */
 export interface LoopSource {
-  /** Takes what is ready now (a wait with timeout 0). */
+  /** Takes what is ready now (a wait with timeout 0), applying the re-arms staged before. */
   poll(events: Events): number;
+  /** Applies the re-arms this thread staged (batchRearms), before the loop goes idle. */
+  flush(): void;
   /** An fd that polls readable when `poll` would find something, or null (IOCP). */
   readonly pollFd: number | null;
   /** Milliseconds until the earliest deadline, or -1 when none is set. */
@@ -82,12 +84,18 @@ function onReady(source: LoopSource, look: () => Look): StopWatching {
 export function watch(source: LoopSource, events: Events, onEvents: (events: Events, n: number) => void): StopWatching {
   return onReady(source, () => {
     const start = performance.now();
-    for (let batch = 0; batch < BATCHES_PER_TURN && performance.now() - start < MS_PER_TURN; batch++) {
-      const n = source.poll(events);
-      if (n === 0) return 'idle';
-      onEvents(events, n);
+    try {
+      for (let batch = 0; batch < BATCHES_PER_TURN && performance.now() - start < MS_PER_TURN; batch++) {
+        const n = source.poll(events);
+        if (n === 0) return 'idle';
+        onEvents(events, n);
+      }
+      return 'busy';
+    } finally {
+      // A re-arm staged by the last handlers must not wait for the fd to poll readable: until
+      // it is applied, its registration cannot make the fd readable at all.
+      source.flush();
     }
-    return 'busy';
   });
 }
 

@@ -35,6 +35,29 @@ export const loopScenarios: Scenario[] = [
       ),
   },
   {
+    name: 'watch_with_batched_rearms_keeps_delivering',
+    run: (ctx) =>
+      withReactor(
+        ctx,
+        async ({ r, pair }) => {
+          for (let i = 0; i < 10; i++) {
+            const [a, b] = pair();
+            send(b, 'x');
+            r.add(a, Interest.READABLE);
+          }
+          let delivered = 0;
+          const stop = r.watch((ev, n) => {
+            for (let i = 0; i < n; i++) r.rearm(ev.token(i)); // staged: applied before the loop idles
+            delivered += n;
+          });
+          await sleep(300);
+          stop();
+          assert.ok(delivered >= 100, `staged re-arms were applied and delivered again: ${delivered} deliveries`);
+        },
+        { capacity: 16, batchRearms: true },
+      ),
+  },
+  {
     name: 'watch_delivers_forces_and_deadlines',
     run: (ctx) =>
       withReactor(ctx, async ({ r, pair }) => {
