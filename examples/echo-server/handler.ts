@@ -15,7 +15,6 @@ import {
   Flag,
   FLAGS,
   header,
-  HEADER,
   HTTP_OUT_AT,
   Kind,
   KIND,
@@ -27,6 +26,7 @@ import {
   REQ_LEN,
   REQUEST_MAX,
   Shared,
+  C,
   STATE_BYTES,
 } from './shared.js';
 
@@ -123,12 +123,13 @@ class Connection {
 
 /** Sets this thread up; returns its handler. */
 export function setup({ reactor, index, data }: WorkerContext<ServerData>): EventHandler {
-  const shared = new Shared(data.shared);
+  const shared = new Shared(data.shared, index + 1);
   const connections = new Connections(data.connections);
   const { idleMs } = data;
   const thread = index + 1;
   const c = new Connection();
   const accepted = new Int32Array(ACCEPT_BATCH);
+  const scratch = new Uint8Array(STATE_BYTES);
 
   function onListener(token: number, kind: Kind, state: Uint8Array): void {
     const fd = new DataView(state.buffer, state.byteOffset).getInt32(FD, true);
@@ -171,13 +172,13 @@ export function setup({ reactor, index, data }: WorkerContext<ServerData>): Even
       net.close(fd);
       connections.remove(cell);
       if (!(e instanceof ReactorError)) throw e;
-      if (e.code === 'ENOSPC') shared.add('refused', 1);
-      else if (LOST.has(e.code)) shared.add('resets', 1); // gone before it was registered
+      if (e.code === 'ENOSPC') shared.add(C.refused, 1);
+      else if (LOST.has(e.code)) shared.add(C.resets, 1); // gone before it was registered
       else throw e;
       return;
     }
-    shared.add('accepted', 1);
-    shared.add('open', 1);
+    shared.add(C.accepted, 1);
+    shared.add(C.open, 1);
     connections.publish(cell, token);
     try {
       reactor.setDeadline(token, idleMs);
@@ -188,7 +189,7 @@ export function setup({ reactor, index, data }: WorkerContext<ServerData>): Even
   }
 
   function acceptFailed(error: string): void {
-    shared.add('acceptErrors', 1);
+    shared.add(C.acceptErrors, 1);
     if (shared.firstAcceptError()) {
       console.error(`accept failed with ${error}; connections wait in the backlog until descriptors free up (logged once)`);
     }
@@ -199,12 +200,12 @@ export function setup({ reactor, index, data }: WorkerContext<ServerData>): Even
 
   function onConnection(token: number, flags: number, kind: Kind, state: Uint8Array): void {
     c.load(token, kind, state);
-    if (c.handledBy(thread)) shared.add('handoffs', 1);
+    if (c.handledBy(thread)) shared.add(C.handoffs, 1);
     if (flags & Ready.TIMEOUT) {
       const idle = now() - c.lastActive;
       // The deadline rounds to whole milliseconds; a millisecond early is idle enough.
       if (idle >= idleMs - 1) {
-        shared.add('idleClosed', 1);
+        shared.add(C.idleClosed, 1);
         release();
         return;
       }
@@ -220,7 +221,7 @@ export function setup({ reactor, index, data }: WorkerContext<ServerData>): Even
       finished = settle();
     } catch (e) {
       release();
-      if (e instanceof ReactorError && LOST.has(e.code)) shared.add('resets', 1);
+      if (e instanceof ReactorError && LOST.has(e.code)) shared.add(C.resets, 1);
       else throw e;
       return;
     }
@@ -236,30 +237,57 @@ export function setup({ reactor, index, data }: WorkerContext<ServerData>): Even
   /** Counts what recv returned; false when there is nothing more to read now. */
   function received(n: number): boolean {
     if (n > 0) {
-      shared.add('bytesIn', n);
+      shared.add(C.bytesIn, n);
       c.lastActive = now();
       return true;
     }
     if (n === 0) c.flags |= Flag.PEER_DONE;
-    // Stopping: the socket is empty now, and is read no more.
-    else if (shared.stopping) c.flags |= Flag.NO_MORE_INPUT;
+    else emptied();
     return false;
   }
 
-  /** Reads straight into the pending output, which is the echo: order is kept by construction. */
+  /** The socket has nothing more now; stopping, it is read no more. */
+  function emptied(): void {
+    if (shared.stopping) c.flags |= Flag.NO_MORE_INPUT;
+  }
+
+  /**
+   * Echoes what the socket has. With nothing pending, it reads into this thread's scratch and
+   * sends from there, so the bytes reach the shared state only if the socket refuses some;
+   * behind pending output it reads straight after it: order is kept either way. A short read
+   * means the socket is empty: reading again would only cost an EAGAIN, and the re-arm
+   * re-checks readiness (level semantics), so nothing that comes after is missed.
+   */
   function echo(): void {
     for (let budget = READ_BUDGET; budget > 0 && canRead(); ) {
-      const n = net.recv(c.fd, c.state, c.outAt + c.outLen, c.outRoom);
+      const direct = c.outLen === 0;
+      const want = direct ? Math.min(c.outRoom, scratch.length) : c.outRoom;
+      const n = direct ? net.recv(c.fd, scratch, 0, want) : net.recv(c.fd, c.state, c.outAt + c.outLen, want);
       if (!received(n)) return;
-      c.outLen += n;
       budget -= n;
-      flush();
+      if (direct) {
+        const sent = Math.max(0, net.send(c.fd, scratch, 0, n));
+        shared.add(C.bytesOut, sent);
+        if (sent < n) keep(scratch.subarray(sent, n));
+      } else {
+        c.outLen += n;
+        flush();
+      }
+      if (n < want) return emptied();
     }
+  }
+
+  /** What the socket refused, kept in the state for the next WRITABLE. */
+  function keep(rest: Uint8Array): void {
+    c.state.set(rest, c.outAt + c.outLen);
+    c.outLen += rest.length;
+    shared.add(C.partialSends, 1);
   }
 
   /** Answers every complete request head buffered, reading more while the answers fit. */
   function http(): void {
     let searched = 0; // bytes of the buffered request known to hold no blank line
+    let drained = false;
     for (let budget = READ_BUDGET; ; ) {
       while (c.outRoom >= MAX_ANSWER) {
         const length = headLength(c.state, REQ_AT, c.reqLen, searched);
@@ -268,21 +296,25 @@ export function setup({ reactor, index, data }: WorkerContext<ServerData>): Even
         searched = 0;
       }
       searched = c.reqLen; // unless answers stopped fitting, but then canRead() is false
-      if (budget <= 0 || !canRead()) return;
+      if (budget <= 0 || drained || !canRead()) return;
       if (c.reqLen === REQUEST_MAX) {
         queue(TOO_LARGE);
         return;
       }
-      const n = net.recv(c.fd, c.state, REQ_AT + c.reqLen, REQUEST_MAX - c.reqLen);
+      const room = REQUEST_MAX - c.reqLen;
+      const n = net.recv(c.fd, c.state, REQ_AT + c.reqLen, room);
       if (!received(n)) return;
       c.reqLen += n;
       budget -= n;
+      // As in echo(): answer what came, then let the re-arm look again.
+      drained = n < room;
+      if (drained) emptied();
     }
   }
 
   function respond(length: number): void {
     const head = Buffer.from(c.state.buffer, c.state.byteOffset + REQ_AT, length).toString('latin1');
-    shared.add('requests', 1);
+    shared.add(C.requests, 1);
     c.state.copyWithin(REQ_AT, REQ_AT + length, REQ_AT + c.reqLen);
     c.reqLen -= length;
     queue(answer(head));
@@ -303,12 +335,12 @@ export function setup({ reactor, index, data }: WorkerContext<ServerData>): Even
     while (c.outLen > 0) {
       const n = net.send(c.fd, c.state, c.outAt, c.outLen);
       if (n > 0) {
-        shared.add('bytesOut', n);
+        shared.add(C.bytesOut, n);
         c.state.copyWithin(c.outAt, c.outAt + n, c.outAt + c.outLen);
         c.outLen -= n;
       }
       if (c.outLen > 0) {
-        shared.add('partialSends', 1);
+        shared.add(C.partialSends, 1);
         return;
       }
     }
@@ -322,7 +354,7 @@ export function setup({ reactor, index, data }: WorkerContext<ServerData>): Even
         if (n === 0) c.flags |= Flag.PEER_DONE;
         return;
       }
-      shared.add('discarded', n);
+      shared.add(C.discarded, n);
       budget -= n;
     }
   }
@@ -331,7 +363,7 @@ export function setup({ reactor, index, data }: WorkerContext<ServerData>): Even
   function settle(): boolean {
     if (c.outLen > 0) {
       const reading = !(c.flags & (Flag.PEER_DONE | Flag.NO_MORE_INPUT));
-      if (reading && !canRead()) shared.add('readStalls', 1);
+      if (reading && !canRead()) shared.add(C.readStalls, 1);
       c.save();
       reactor.rearm(c.token, canRead() ? Interest.BOTH : Interest.WRITABLE);
       return false;
@@ -358,13 +390,19 @@ export function setup({ reactor, index, data }: WorkerContext<ServerData>): Even
     } finally {
       net.close(c.fd);
       connections.remove(c.cell);
-      shared.add('open', -1);
+      shared.add(C.open, -1);
     }
   }
 
+  // Views of the registrations' state, made once per slot and kept: no allocation per event.
+  const all = reactor.stateBuffer;
+  const words = new DataView(all.buffer);
+  const views: Uint8Array[] = [];
+
   return (token, flags) => {
-    const state = reactor.state(token);
-    const kind = new DataView(state.buffer, state.byteOffset, HEADER).getInt32(KIND, true) as Kind;
+    const at = reactor.stateOffset(token);
+    const state = (views[at / STATE_BYTES] ??= all.subarray(at, at + STATE_BYTES));
+    const kind = words.getInt32(at + KIND, true) as Kind;
     if (kind === Kind.ECHO_LISTENER || kind === Kind.HTTP_LISTENER) {
       onListener(token, kind, state);
     } else {

@@ -6,7 +6,7 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { Interest, Reactor, ReactorError, runWorkers } from '../../src/index.js';
 import * as net from '../../src/net/index.js';
 import type { ServerData } from './handler.js';
-import { Connections, header, Kind, now, Shared, STATE_BYTES, type Counts } from './shared.js';
+import { C, Connections, header, Kind, now, Shared, STATE_BYTES, type Counts } from './shared.js';
 
 /** Options of `startServer`. */
 export interface ServerOptions {
@@ -80,7 +80,7 @@ export async function startServer(options: ServerOptions = {}): Promise<Server> 
   const started = now();
   // Two registrations more than connections: the listeners.
   const reactor = Reactor.open({ capacity: maxConnections + 2, stateBytes: STATE_BYTES });
-  const shared = Shared.create();
+  const shared = Shared.create(threads);
   const connections = Connections.create(maxConnections + 2);
   const listeners: { kind: Kind; fd: number; token: number }[] = [];
   try {
@@ -105,7 +105,7 @@ export async function startServer(options: ServerOptions = {}): Promise<Server> 
     handler: new URL('./handler.js', import.meta.url),
     data,
     onError: (e) => {
-      shared.add('handlerErrors', 1);
+      shared.add(C.handlerErrors, 1);
       console.error(e.cause instanceof Error ? `${e.message}\n${e.cause.stack ?? ''}` : e.message);
     },
   });
@@ -136,7 +136,7 @@ export async function startServer(options: ServerOptions = {}): Promise<Server> 
     connections.forEach((_token, fd, cell) => {
       net.close(fd);
       connections.remove(cell);
-      shared.add('open', -1);
+      shared.add(C.open, -1);
       cut++;
     });
     for (const l of listeners) if (shared.isListenerOpen(l.kind)) net.close(l.fd);

@@ -128,6 +128,7 @@ export class Reactor {
   /** Whether the last wait returned because it consumed a `notify`. */
   private lastNotified = false;
   private loop: LoopSource | undefined;
+  private stateView: Uint8Array | undefined;
   /** This thread's buffer for the backend's events, grown to the largest Events seen. */
   private raw = new RawEvents(1);
   private readonly words: Int32Array;
@@ -394,10 +395,26 @@ export class Reactor {
    * const st = r.state(token); const pending = new DataView(st.buffer, st.byteOffset).getUint32(0, true);
    */
   state(token: number): Uint8Array {
+    return new Uint8Array(this.stateMemory.buffer, this.stateOffset(token), this.stateMemory.bytes);
+  }
+
+  /**
+   * Where the registration's state starts in `stateBuffer`: for a handler that keeps one view
+   * of every registration's state instead of making one per event.
+   *
+   * @example
+   * const all = r.stateBuffer; const at = r.stateOffset(token); all[at] = 1;
+   */
+  stateOffset(token: number): number {
     const slot = this.slotOf(token);
     if (!isLive(this.words, slot, genOfToken(token))) throw notLive(token);
-    const bytes = this.stateMemory.bytes;
-    return new Uint8Array(this.stateMemory.buffer, slot * bytes, bytes);
+    return slot * this.stateMemory.bytes;
+  }
+
+  /** Every registration's state, `stateBytes` each, slot after slot: one view for this thread. */
+  get stateBuffer(): Uint8Array {
+    this.stateView ??= new Uint8Array(this.stateMemory.buffer);
+    return this.stateView;
   }
 
   /**

@@ -42,6 +42,9 @@ export const stateScenarios: Scenario[] = [
           const t = r.add(a, Interest.READABLE);
           const t3 = r.add(pair()[0], Interest.READABLE, { state: new Uint8Array([1, 2, 3]) });
           assert.deepEqual([...r.state(t3).subarray(0, 5)], [1, 2, 3, 0, 0], 'the first state, written before arming');
+          const at = r.stateOffset(t3);
+          assert.deepEqual([...r.stateBuffer.subarray(at, at + 3)], [1, 2, 3], 'one view of every state, at the offset');
+          assert.equal(r.stateBuffer, r.stateBuffer, 'the same view every time: nothing allocated per event');
           expectCode(() => r.add(pair()[0], Interest.READABLE, { state: new Uint8Array(65) }), 'EMSGSIZE');
           r.writeState(t, new Uint8Array(64));
           r.writeState(t, new Uint8Array(1), 63);
@@ -50,6 +53,7 @@ export const stateScenarios: Scenario[] = [
           expectCode(() => r.writeState(t, new Uint8Array(1), -1), 'EINVAL');
           r.delete(t);
           expectCode(() => r.state(t), 'ENOENT');
+          expectCode(() => r.stateOffset(t), 'ENOENT');
           const t2 = r.add(a, Interest.READABLE);
           r.writeState(t2, new Uint8Array([7]));
           assert.equal(r.state(t2)[0], 7);
