@@ -21,18 +21,18 @@
  *
  * Run: npm run bench -- --rounds 5 --seconds 2 --threads 1,2 --pairs 1000
  */
-import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
+import { spawnSync } from 'node:child_process';
 import { once } from 'node:events';
-import { closeSync, mkdtempSync, openSync, readSync, rmSync, writeSync } from 'node:fs';
+import { mkdtempSync, rmSync } from 'node:fs';
 import { availableParallelism, loadavg, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { fileURLToPath } from 'node:url';
-import { parseArgs } from 'node:util';
 import { Worker } from 'node:worker_threads';
 import { Interest, Mode, Reactor } from '../src/index.js';
 import { close, errno, errnoName, libc, write } from '../src/backends/ffi/posix.js';
 import { native } from '../src/native/load.js';
+import { commandLine, compileC, grid, integer, median, seconds, UsageError } from './common.js';
+import { perfCounted, SyscallCounter } from './perf.js';
 
 const USAGE = 'usage: node build/bench/dispatch.js [--rounds N] [--seconds S] [--warmup S] [--threads 1,2] [--pairs 1000] [--backend epoll|kqueue]';
 
@@ -48,8 +48,13 @@ W1 dispatch churn: evdispatch against the same epoll loop in C, interleaved, med
 The C program is compiled with the machine's cc (-O2 -pthread); without cc its column is skipped.
 To check the syscall counts from outside: strace -c -f node build/bench/dispatch.js --rounds 1`;
 
+const LINUX_ONLY = 'W1 compares evdispatch with an epoll program in C: it runs on Linux only';
+
 /** How long syscalls are counted, after each timed window. */
 const SYSCALL_WINDOW_MS = 300;
+/** What the table shows where perf cannot count. */
+const WITHOUT_PERF = "syscalls/ev below are the loop's own count";
+const NO_CC = 'no C compiler: `cc` is not on PATH, so the C column is skipped (apt-get install gcc)';
 
 /** Events per wait, the same on both sides. */
 const BATCH = 64;
@@ -67,8 +72,6 @@ const socketpair = libc.func('int socketpair(int, int, int, _Out_ int *sv)') as 
   sv: Int32Array,
 ) => number;
 
-/** tsc emits this file to build/bench/; the C source stays in the tree. */
-const C_SOURCE = fileURLToPath(new URL('../../bench/c/dispatch.c', import.meta.url));
 const WORKER = new URL('./dispatch-worker.js', import.meta.url);
 
 /** Control words: STOP, then each worker's (events, waits) on its own 64-byte line. */
@@ -98,62 +101,24 @@ interface Sample {
 type Impl = 'C' | 'evd' | 'evd batched' | 'evd native';
 const EVD_MODES: readonly Impl[] = ['evd', 'evd batched', 'evd native'];
 
-function parseOptions(argv: string[]): Options | 'help' {
-  const { values } = parseArgs({
-    args: argv,
-    strict: true,
-    allowPositionals: false,
-    options: {
-      rounds: { type: 'string', default: '3' },
-      seconds: { type: 'string', default: '2' },
-      warmup: { type: 'string', default: '0.5' },
-      threads: { type: 'string', default: '1,2' },
-      pairs: { type: 'string', default: '1000' },
-      backend: { type: 'string', default: 'epoll' },
-      help: { type: 'boolean', default: false },
-    },
-  });
-  if (values.help) return 'help';
+/** The flags and their defaults. */
+const FLAGS = { rounds: '3', seconds: '2', warmup: '0.5', threads: '1,2', pairs: '1000', backend: 'epoll' };
+
+function readOptions(values: Record<keyof typeof FLAGS, string>): Options {
   const threads = values.threads.split(',').map((t) => integer('threads', t, 1, 64));
   return {
     rounds: integer('rounds', values.rounds, 1, 1000),
-    seconds: number('seconds', values.seconds, 0.1),
-    warmup: number('warmup', values.warmup, 0),
+    seconds: seconds('seconds', values.seconds, 0.1),
+    warmup: seconds('warmup', values.warmup, 0),
     threads,
     pairs: integer('pairs', values.pairs, 1, 100000),
     backend: backendFlag(values.backend),
   };
 }
 
-class UsageError extends Error {}
-
 function backendFlag(text: string): 'epoll' | 'kqueue' {
   if (text === 'epoll' || text === 'kqueue') return text;
   throw new UsageError(`--backend must be epoll or kqueue, got '${text}'`);
-}
-
-function integer(flag: string, text: string, min: number, max: number): number {
-  const n = Number(text);
-  if (!/^\d+$/.test(text) || n < min || n > max) throw new UsageError(`--${flag} must be an integer from ${min} to ${max}, got '${text}'`);
-  return n;
-}
-
-function number(flag: string, text: string, min: number): number {
-  const n = Number(text);
-  if (text.trim() === '' || !Number.isFinite(n) || n < min) throw new UsageError(`--${flag} must be a number of seconds ≥ ${min}, got '${text}'`);
-  return n;
-}
-
-/** Compiles bench/c/dispatch.c into dir, or says why it cannot: no cc on PATH. */
-function compileC(dir: string): { exe: string } | { missing: string } {
-  const exe = join(dir, 'dispatch');
-  const cc = spawnSync('cc', ['-O2', '-pthread', '-o', exe, C_SOURCE], { encoding: 'utf8' });
-  if ((cc.error as NodeJS.ErrnoException | undefined)?.code === 'ENOENT') {
-    return { missing: 'no C compiler: `cc` is not on PATH, so the C column is skipped (apt-get install gcc)' };
-  }
-  if (cc.error !== undefined) throw cc.error;
-  if (cc.status !== 0) throw new Error(`cc failed on ${C_SOURCE}:\n${cc.stderr}`);
-  return { exe };
 }
 
 function runC(exe: string, threads: number, o: Options): Sample {
@@ -196,82 +161,6 @@ function between(a: Snapshot, b: Snapshot, syscallsPerEvent: number | undefined)
   };
 }
 
-/** Whether perf could count syscalls here; decided by the first try. */
-let perfWorks: boolean | undefined;
-
-/**
- * Counts this process's syscalls (every thread) with perf, exactly over a window: perf starts
- * with counting disabled and is switched on and off through its control fifo, each switch
- * acknowledged, so the window matches the one the event counters are read over.
- */
-class SyscallCounter {
-  private readonly perf: ChildProcess;
-  private readonly ctl: number;
-  private readonly ack: number;
-  private stderr = '';
-
-  /** A counter, or undefined where perf cannot count (not installed, not permitted). */
-  static start(dir: string): SyscallCounter | undefined {
-    if (perfWorks === false) return undefined;
-    const ctl = join(dir, 'perf-ctl');
-    const ack = join(dir, 'perf-ack');
-    for (const fifo of [ctl, ack]) {
-      rmSync(fifo, { force: true });
-      if (spawnSync('mkfifo', [fifo]).status !== 0) return undefined;
-    }
-    const args = ['stat', '-x,', '-e', 'raw_syscalls:sys_enter', '-D', '-1', '--control', `fifo:${ctl},${ack}`, '-p', String(process.pid)];
-    const perf = spawn('perf', args, { stdio: ['ignore', 'ignore', 'pipe'] });
-    if (perf.pid === undefined) return undefined;
-    return new SyscallCounter(perf, openSync(ctl, 'w'), openSync(ack, 'r'));
-  }
-
-  private constructor(perf: ChildProcess, ctl: number, ack: number) {
-    this.perf = perf;
-    this.ctl = ctl;
-    this.ack = ack;
-    perf.stderr!.on('data', (chunk: Buffer) => (this.stderr += chunk.toString()));
-  }
-
-  enable(): void {
-    this.command('enable');
-  }
-
-  disable(): void {
-    this.command('disable');
-  }
-
-  /** Stops perf and returns the count, or undefined if perf could not count. */
-  async finish(): Promise<number | undefined> {
-    closeSync(this.ctl);
-    closeSync(this.ack);
-    const closed = once(this.perf, 'close');
-    this.perf.kill('SIGINT');
-    await closed;
-    const line = this.stderr.split('\n').find((l) => l.includes('raw_syscalls:sys_enter'));
-    const count = line === undefined ? NaN : Number(line.split(',')[0]);
-    perfWorks = Number.isFinite(count);
-    if (!perfWorks) console.log(`perf cannot count syscalls here (${this.stderr.trim().split('\n')[0] ?? ''}): syscalls/ev below are the loop's own count`);
-    return perfWorks ? count : undefined;
-  }
-
-  private command(word: string): void {
-    writeSync(this.ctl, `${word}\n`);
-    readSync(this.ack, Buffer.alloc(5)); // "ack\n"
-  }
-}
-
-/** Syscalls per event over a short window of their own, or undefined without perf. */
-async function countSyscalls(counter: SyscallCounter | undefined, control: Int32Array, threads: number): Promise<number | undefined> {
-  if (counter === undefined) return undefined;
-  counter.enable();
-  const a = snapshot(control, threads);
-  await sleep(SYSCALL_WINDOW_MS);
-  const b = snapshot(control, threads);
-  counter.disable();
-  const count = await counter.finish();
-  return count === undefined ? undefined : count / between(a, b, undefined).events;
-}
-
 /** One run of evdispatch in `mode`; `dir` holds perf's control fifos. */
 async function runEvdispatch(mode: Impl, threads: number, o: Options, dir: string): Promise<Sample> {
   const reactor = Reactor.open({ backend: o.backend, capacity: o.pairs, native: mode === 'evd native' });
@@ -297,13 +186,18 @@ async function runEvdispatch(mode: Impl, threads: number, o: Options, dir: strin
     const exits = workers.map((w) => once(w, 'exit'));
     await Promise.all(workers.map((w) => once(w, 'message')));
     // perf -p follows the threads there are when it attaches: start it once the workers run.
-    const counter = SyscallCounter.start(dir);
+    const counter = SyscallCounter.start(dir, [process.pid], WITHOUT_PERF);
     await sleep(o.warmup * 1e3);
     const start = snapshot(control, threads);
     await sleep(o.seconds * 1e3);
     const end = snapshot(control, threads);
-    // Syscalls are counted after the timed window: tracing them slows every syscall.
-    const syscalls = await countSyscalls(counter, control, threads);
+    // Syscalls are counted after the timed window, over a short one of their own: tracing them
+    // slows every syscall.
+    const syscalls = await counter?.perUnit(async () => {
+      const a = snapshot(control, threads);
+      await sleep(SYSCALL_WINDOW_MS);
+      return between(a, snapshot(control, threads), undefined).events;
+    });
     Atomics.store(control, STOP, 1);
     for (const [code] of await Promise.all(exits)) {
       if (code !== 0) throw new Error(`a worker exited with code ${String(code)}`);
@@ -314,13 +208,6 @@ async function runEvdispatch(mode: Impl, threads: number, o: Options, dir: strin
     reactor.close();
     for (const fd of fds) close(fd);
   }
-}
-
-
-function median(xs: number[]): number {
-  const s = [...xs].sort((a, b) => a - b);
-  const mid = s.length >> 1;
-  return s.length % 2 === 1 ? s[mid]! : (s[mid - 1]! + s[mid]!) / 2;
 }
 
 /** The medians of one implementation at one thread count, per metric. */
@@ -375,42 +262,26 @@ function table(o: Options, sums: Summaries, missingC: string | undefined): strin
       ]);
     }
   }
-  const widths = head.map((h, i) => Math.max(h.length, ...rows.map((r) => r[i]!.length)));
-  const line = (cells: string[]): string => cells.map((cell, i) => (i === 1 ? cell.padEnd(widths[i]!) : cell.padStart(widths[i]!))).join('  ');
   return [
     `W1 dispatch churn on ${o.backend}${o.backend === 'kqueue' && process.platform === 'linux' ? ' (libkqueue)' : ''}: ${o.pairs} socketpairs, ${BATCH} events per wait, ${o.warmup} s warm-up + ${o.seconds} s measured per run, medians of ${o.rounds} rounds`,
     `machine: ${availableParallelism()} CPUs, load average ${loadavg()[0]!.toFixed(2)} at the end (events/s suffers from neighbours; CPU per event much less)`,
     'evd: re-arm at once (the default); evd batched: batchRearms, TypeScript; evd native: batchRearms through the native helper',
-    `CPU: whole process, user + system (user in brackets); syscalls/ev: ${perfWorks === true ? 'counted by the kernel (perf), all threads' : "the loop's waits and re-arms"} (C: its own count)`,
+    `CPU: whole process, user + system (user in brackets); syscalls/ev: ${perfCounted() ? 'counted by the kernel (perf), all threads' : "the loop's waits and re-arms"} (C: its own count)`,
     '×C: against the C loop at the same T (target: events/s ×C ≥ 0.75; CPU/ev ×C above 1 means more CPU per event than C)',
     ...(missingC === undefined ? [] : [missingC]),
     '',
-    line(head),
-    ...rows.map(line),
+    ...grid(head, rows, 1), // T right-aligned, the implementation's name left
   ].join('\n');
 }
 
 async function main(): Promise<number> {
-  let o: Options | 'help';
-  try {
-    o = parseOptions(process.argv.slice(2));
-  } catch (e) {
-    if (!(e instanceof UsageError) && (e as NodeJS.ErrnoException).code?.startsWith('ERR_PARSE_ARGS') !== true) throw e;
-    console.error(`${(e as Error).message}\n${USAGE}`);
-    return 2;
-  }
-  if (o === 'help') {
-    console.log(HELP);
-    return 0;
-  }
-  if (process.platform !== 'linux') {
-    console.error('W1 compares evdispatch with an epoll program in C: it runs on Linux only');
-    return 1;
-  }
+  const o = commandLine(FLAGS, readOptions, { usage: USAGE, help: HELP, linuxOnly: LINUX_ONLY });
+  if (typeof o === 'number') return o;
   const dir = mkdtempSync(join(tmpdir(), 'evdispatch-bench-'));
   try {
-    const compiled = compileC(dir);
-    if ('missing' in compiled) console.log(compiled.missing);
+    const cExe = compileC('dispatch', dir, ['-pthread']);
+    const missingC = cExe === undefined ? NO_CC : undefined;
+    if (missingC !== undefined) console.log(missingC);
     const samples = new Map<string, Sample[]>();
     const record = (impl: Impl, t: number, round: number, s: Sample): void => {
       console.log(describe(impl, t, round, s));
@@ -419,7 +290,7 @@ async function main(): Promise<number> {
     };
     for (let round = 1; round <= o.rounds; round++) {
       for (const t of o.threads) {
-        if ('exe' in compiled) record('C', t, round, runC(compiled.exe, t, o));
+        if (cExe !== undefined) record('C', t, round, runC(cExe, t, o));
         for (const mode of EVD_MODES) {
           // The native helper batches epoll's re-arms; kqueue batches in its own kevent call.
           if (mode === 'evd native' && (native === undefined || o.backend !== 'epoll')) continue;
@@ -429,7 +300,7 @@ async function main(): Promise<number> {
     }
     if (native === undefined) console.log('no native helper prebuild for this platform: the evd native rows are skipped');
     const sums = new Map([...samples].map(([key, runs]) => [key, summarize(runs)]));
-    console.log(`\n${table(o, sums, 'missing' in compiled ? compiled.missing : undefined)}`);
+    console.log(`\n${table(o, sums, missingC)}`);
     return 0;
   } finally {
     rmSync(dir, { recursive: true, force: true });

@@ -1,0 +1,155 @@
+/**
+ * The processes of the W3 echo benchmark (bench/echo.ts): starting them pinned with taskset,
+ * reading their lines and their CPU time from /proc, and stopping every one of them, also when
+ * the benchmark fails or is interrupted (each is tracked for common.ts killAll).
+ */
+import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
+import { once } from 'node:events';
+import { readdirSync, readFileSync } from 'node:fs';
+import { createInterface } from 'node:readline';
+import { track } from './common.js';
+
+/** A child process whose stdout is read a line at a time. */
+export class Child {
+  readonly process: ChildProcess;
+  private readonly lines: string[] = [];
+  private waiting: (() => void) | undefined;
+  private stderr = '';
+  private exited = false;
+
+  /**
+   * Starts `command args`, pinned to `cpus` (a taskset list) unless undefined, at niceness
+   * `nice` unless undefined. taskset and nice exec the command, so the pid is the command's own.
+   */
+  constructor(
+    readonly name: string,
+    command: string,
+    args: readonly string[],
+    cpus: string | undefined,
+    nice?: number,
+  ) {
+    let argv = [command, ...args];
+    if (cpus !== undefined) argv = ['taskset', '-c', cpus, ...argv];
+    if (nice !== undefined) argv = ['nice', '-n', String(nice), ...argv];
+    this.process = spawn(argv[0]!, argv.slice(1), { stdio: ['pipe', 'pipe', 'pipe'] });
+    track(this.process);
+    this.process.once('exit', () => {
+      this.exited = true;
+      this.waiting?.();
+    });
+    this.process.stdin!.on('error', () => {}); // EPIPE once it has exited: seen through 'exit'
+    this.process.stderr!.on('data', (chunk: Buffer) => (this.stderr = (this.stderr + chunk.toString()).slice(-4000)));
+    createInterface({ input: this.process.stdout! }).on('line', (line) => {
+      this.lines.push(line);
+      this.waiting?.();
+    });
+  }
+
+  get pid(): number {
+    return this.process.pid!;
+  }
+
+  /** The next line that matches, skipping others; fails if the child exits or time runs out. */
+  async line(match: RegExp, timeoutMs: number): Promise<RegExpExecArray> {
+    const until = performance.now() + timeoutMs;
+    for (;;) {
+      while (this.lines.length > 0) {
+        const m = match.exec(this.lines.shift()!);
+        if (m !== null) return m;
+      }
+      if (this.exited) throw new Error(`${this.name} exited (code ${String(this.process.exitCode)}):\n${this.stderr.trim()}`);
+      const left = until - performance.now();
+      if (left <= 0) throw new Error(`${this.name} printed nothing matching ${String(match)} within ${timeoutMs} ms:\n${this.stderr.trim()}`);
+      await new Promise<void>((resolve) => {
+        const timer = setTimeout(resolve, left);
+        this.waiting = () => {
+          clearTimeout(timer);
+          resolve();
+        };
+      });
+      this.waiting = undefined;
+    }
+  }
+
+  send(text: string): void {
+    this.process.stdin!.write(text);
+  }
+
+  /** Sends `signal` (none: just closes stdin), waits up to `graceMs`, then kills. */
+  async stop(signal: NodeJS.Signals | undefined, graceMs: number): Promise<void> {
+    if (this.exited) return;
+    const exit = once(this.process, 'exit');
+    this.process.stdin!.end();
+    if (signal !== undefined) this.process.kill(signal);
+    const timer = setTimeout(() => this.process.kill('SIGKILL'), graceMs);
+    await exit;
+    clearTimeout(timer);
+  }
+}
+
+/** CPU time of a set of processes, every thread. */
+export interface Cpu {
+  /** On-CPU time, ns: the sum of each thread's /proc schedstat (exact), or else utime + stime. */
+  readonly totalNs: number;
+  /** User time, ns, from /proc/<pid>/stat (clock ticks). */
+  readonly userNs: number;
+}
+
+const TICK_NS = 1e9 / Number(spawnSync('getconf', ['CLK_TCK'], { encoding: 'utf8' }).stdout.trim() || '100');
+
+export function cpuOf(pids: readonly number[]): Cpu {
+  let totalNs = 0;
+  let userNs = 0;
+  for (const pid of pids) {
+    // Fields after the command (which may hold spaces) : state is field 3, utime 14, stime 15.
+    let stat: string;
+    try {
+      stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+    } catch {
+      throw new Error(`process ${pid} of the server under test has exited during the run`);
+    }
+    const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+    const utime = Number(fields[11]) * TICK_NS;
+    const stime = Number(fields[12]) * TICK_NS;
+    userNs += utime;
+    let sched = 0;
+    let exact = true;
+    for (const tid of readdirSync(`/proc/${pid}/task`)) {
+      try {
+        sched += Number(readFileSync(`/proc/${pid}/task/${tid}/schedstat`, 'utf8').split(' ')[0]);
+      } catch {
+        exact = false; // no schedstat here, or the thread just exited
+      }
+    }
+    totalNs += exact ? sched : utime + stime;
+  }
+  return { totalNs, userNs };
+}
+
+/** CPU time the whole machine spent busy (not idle, not waiting for I/O), ns, from /proc/stat. */
+export function machineBusyNs(): number {
+  const fields = readFileSync('/proc/stat', 'utf8').split('\n', 1)[0]!.trim().split(/\s+/).slice(1).map(Number);
+  // user nice system idle iowait irq softirq steal (guest time is in user already)
+  const [user = 0, nice = 0, system = 0, , , irq = 0, softirq = 0, steal = 0] = fields;
+  return (user + nice + system + irq + softirq + steal) * TICK_NS;
+}
+
+/** The command line of a live process, or undefined. */
+export function commandOf(pid: number): string | undefined {
+  try {
+    return readFileSync(`/proc/${pid}/cmdline`, 'utf8').replaceAll('\0', ' ');
+  } catch {
+    return undefined;
+  }
+}
+
+/** Whether taskset can pin here (installed, and CPU 0 allowed). */
+export function canPin(): boolean {
+  return spawnSync('taskset', ['-c', '0', 'true']).status === 0;
+}
+
+/** Whether this user may raise a process's priority to niceness `nice` (root may). */
+export function canRenice(nice: number): boolean {
+  const r = spawnSync('nice', ['-n', String(nice), 'nice'], { encoding: 'utf8' });
+  return r.status === 0 && r.stderr.trim() === ''; // nice warns, and runs it anyway, when it may not
+}
