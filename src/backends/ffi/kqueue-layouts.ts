@@ -106,11 +106,18 @@ function negativeFilters(evfiltUser: number): KqueueConstants {
  *  intptr_t/int64_t data; void *udata;` (8 + 2 + 2 + 4 + 8 + 8).
  */
 const IDENT_U64: KeventField = { offset: 0, width: 8, signed: false };
-const FILTER_I16: KeventField = { offset: 8, width: 2, signed: true };
-const FLAGS_U16: KeventField = { offset: 10, width: 2, signed: false };
-const FFLAGS_U32_AT_12: KeventField = { offset: 12, width: 4, signed: false };
-const DATA_I64_AT_16: KeventField = { offset: 16, width: 8, signed: true };
-const UDATA_AT_24: KeventField = { offset: 24, width: 8, signed: false };
+const CLASSIC_32 = {
+  size: 32,
+  ident: IDENT_U64,
+  filter: { offset: 8, width: 2, signed: true },
+  flags: { offset: 10, width: 2, signed: false },
+  fflags: { offset: 12, width: 4, signed: false },
+  data: { offset: 16, width: 8, signed: true },
+  udata: { offset: 24, width: 8, signed: false },
+  ext: null,
+  symbol: 'kevent',
+  countType: 'int',
+} as const satisfies Partial<KeventProfile>;
 
 /**
  * FreeBSD 12.0 and later, sys/sys/event.h (freebsd/freebsd-src):
@@ -121,19 +128,12 @@ const UDATA_AT_24: KeventField = { offset: 24, width: 8, signed: false };
  * (The same header also has `EV_FORCEONESHOT 0x0100`, unused here: see DESIGN.md on FORCEOS.)
  */
 export const FREEBSD: KeventProfile = {
+  ...CLASSIC_32,
   os: 'freebsd',
   header: 'FreeBSD sys/sys/event.h (struct kevent with ext[4], FreeBSD >= 12.0)',
   since: 'FreeBSD 12.0',
   size: 64,
-  ident: IDENT_U64,
-  filter: FILTER_I16,
-  flags: FLAGS_U16,
-  fflags: FFLAGS_U32_AT_12,
-  data: DATA_I64_AT_16,
-  udata: UDATA_AT_24,
   ext: { offset: 32, count: 4 },
-  symbol: 'kevent',
-  countType: 'int',
   constants: negativeFilters(-11),
 };
 
@@ -144,19 +144,10 @@ export const FREEBSD: KeventProfile = {
  * boundary, so the packing changes nothing there). `EVFILT_USER (-10)`.
  */
 export const MACOS: KeventProfile = {
+  ...CLASSIC_32,
   os: 'macos',
   header: 'xnu bsd/sys/event.h (struct kevent inside #pragma pack(4))',
   since: 'macOS (current xnu header)',
-  size: 32,
-  ident: IDENT_U64,
-  filter: FILTER_I16,
-  flags: FLAGS_U16,
-  fflags: FFLAGS_U32_AT_12,
-  data: DATA_I64_AT_16,
-  udata: UDATA_AT_24,
-  ext: null,
-  symbol: 'kevent',
-  countType: 'int',
   constants: negativeFilters(-10),
 };
 
@@ -168,19 +159,10 @@ export const MACOS: KeventProfile = {
  * fails there with EINVAL from the EVFILT_USER registration.
  */
 export const OPENBSD: KeventProfile = {
+  ...CLASSIC_32,
   os: 'openbsd',
   header: 'OpenBSD sys/sys/event.h rev 1.74 (2025/05/10)',
   since: 'OpenBSD 7.8 (inferred: the first release after the EVFILT_USER commit)',
-  size: 32,
-  ident: IDENT_U64,
-  filter: FILTER_I16,
-  flags: FLAGS_U16,
-  fflags: FFLAGS_U32_AT_12,
-  data: DATA_I64_AT_16,
-  udata: UDATA_AT_24,
-  ext: null,
-  symbol: 'kevent',
-  countType: 'int',
   constants: negativeFilters(-10),
 };
 
@@ -237,19 +219,10 @@ export const NETBSD11: KeventProfile = {
  * void *udata;` = 32 bytes, with FreeBSD's numbering: `EVFILT_USER (-11)`.
  */
 export const LIBKQUEUE: KeventProfile = {
+  ...CLASSIC_32,
   os: 'libkqueue',
   header: 'libkqueue include/sys/event.h.in',
   since: 'libkqueue (mheily/libkqueue master, 2026)',
-  size: 32,
-  ident: IDENT_U64,
-  filter: FILTER_I16,
-  flags: FLAGS_U16,
-  fflags: FFLAGS_U32_AT_12,
-  data: DATA_I64_AT_16,
-  udata: UDATA_AT_24,
-  ext: null,
-  symbol: 'kevent',
-  countType: 'int',
   constants: negativeFilters(-11),
 };
 
