@@ -1,12 +1,13 @@
 /** Reactor: the public API, composing a Backend, the shared table and the ready queue. */
-import { enableEach, RawEvents, Rearms, type Backend, type BackendHandle, type BackendKind } from './backend.js';
+import { enableEach, RawEvents, type Backend, type BackendHandle, type BackendKind } from './backend.js';
 import { ReactorError } from './errors.js';
 import { Events } from './events.js';
-import { checkFd, checkInterest, checkMode, checkTimeout, Mode, Ready } from './flags.js';
+import { checkFd, checkInterest, checkMode, checkTimeout, Mode } from './flags.js';
 import { Deadlines, NONE, type DeadlineMemory } from './deadlines.js';
 import { Lifetime } from './lifetime.js';
 import { waitAsync, watch, type LoopSource, type StopWatching } from '../loop/watch.js';
 import { ReadyQueue } from './ready-queue.js';
+import { RearmBatch } from './rearm-batch.js';
 import {
   abortRearm,
   ALREADY_FORCED,
@@ -103,9 +104,6 @@ const NOTIFIED = 0;
 const SLEEPERS = 16;
 const SIGNAL_INTS = 32;
 
-/** How many re-arms a thread stages before applying them (batchRearms). */
-const STAGED_REARMS = 256;
-
 /** Ready bits a delivery result carries to the user (MUST_FREE and above stay inside). */
 const USER_FLAGS = MUST_FREE - 1;
 
@@ -122,9 +120,7 @@ const USER_FLAGS = MUST_FREE - 1;
  */
 export class Reactor {
   /** This thread's staged re-arms (batchRearms), applied with its next poll. */
-  private readonly staged: Rearms | undefined;
-  /** Tokens whose staged re-arm failed: held by this thread, delivered back flagged ERROR. */
-  private readonly failedRearms: number[] = [];
+  private readonly staged: RearmBatch | undefined;
   /** Whether the last wait returned because it consumed a `notify`. */
   private lastNotified = false;
   private loop: LoopSource | undefined;
@@ -212,8 +208,9 @@ export class Reactor {
     private readonly stateMemory: StateMemory,
     batchRearms: boolean,
   ) {
-    this.staged = batchRearms ? new Rearms(STAGED_REARMS) : undefined;
     this.words = table.words;
+    const owner = { pushReady: (slot: number) => this.pushReady(slot), leave: () => this.leave() };
+    this.staged = batchRearms ? new RearmBatch(this.words, owner) : undefined;
     this.signals = new Int32Array(signals);
     this.lifetime = new Lifetime(lifetime);
   }
@@ -321,7 +318,7 @@ export class Reactor {
         abortRearm(words, slot);
         throw closedError();
       }
-      if (staged.push(table.fds[slot]!, table.interests[slot]!, token)) this.flush();
+      if (staged.stage(table.fds[slot]!, table.interests[slot]!, token)) this.flush();
       return;
     }
     try {
@@ -447,42 +444,8 @@ export class Reactor {
   flush(): void {
     const staged = this.staged;
     if (staged === undefined || staged.count === 0) return;
-    enableEach(this.backend, staged);
-    this.settleRearms(staged);
-  }
-
-  /** The staged re-arms were applied: end each one's REARMING, as rearm() does when immediate. */
-  private settleRearms(staged: Rearms): void {
-    const words = this.words;
-    for (let i = 0; i < staged.count; i++) {
-      const key = staged.keys[i]!;
-      const slot = slotOfToken(key);
-      if (staged.errors[i] !== 0) {
-        abortRearm(words, slot);
-        this.failedRearms.push(key);
-      } else if (endRearm(words, slot)) {
-        this.pushReady(slot);
-      }
-    }
-    staged.count = 0;
-    this.leave(); // counted in when the first was staged
-  }
-
-  /** The reactor closed with re-arms still staged: they will never be applied. */
-  private discardRearms(staged: Rearms): void {
-    for (let i = 0; i < staged.count; i++) abortRearm(this.words, slotOfToken(staged.keys[i]!));
-    staged.count = 0;
-    this.leave();
-  }
-
-  /** Delivers, flagged ERROR, the tokens whose staged re-arm failed (this thread holds them). */
-  private deliverFailedRearms(events: Events, n: number): number {
-    const failed = this.failedRearms;
-    while (failed.length > 0 && n < events.capacity) {
-      events.tokens[n] = failed.shift()!;
-      events.flags[n++] = Ready.ERROR;
-    }
-    return n;
+    enableEach(this.backend, staged.rearms);
+    staged.settle();
   }
 
   /**
@@ -672,15 +635,15 @@ export class Reactor {
     for (;;) {
       const sleep = this.fireDeadlines(remaining);
       // Software deliveries first, up to half the batch, so that neither kind starves the other.
-      let n = this.deliverFailedRearms(events, 0);
+      let n = this.staged?.deliverFailed(events, 0) ?? 0;
       n = this.claimQueued(events, n, Math.max(1, events.capacity >> 1));
       const room = events.capacity - n;
       const staged = this.staged;
       let got: number;
       if (staged !== undefined && staged.count > 0) {
         // Staged re-arms go with a poll that does not block, so they stay REARMING briefly.
-        got = room > 0 ? this.backend.rearmAndPoll(staged, this.raw, room) : (enableEach(this.backend, staged), 0);
-        this.settleRearms(staged);
+        got = room > 0 ? this.backend.rearmAndPoll(staged.rearms, this.raw, room) : (enableEach(this.backend, staged.rearms), 0);
+        staged.settle();
       } else if (n === 0 && sleep !== 0 && this.queue.length === 0) {
         // Count in as a sleeper before the last checks: a push, notify or close that misses
         // this waiter's checks sees the count and wakes it.
@@ -826,7 +789,7 @@ export class Reactor {
 
   private enter(): void {
     if (this.lifetime.enter()) return;
-    if (this.staged !== undefined && this.staged.count > 0) this.discardRearms(this.staged);
+    if (this.staged !== undefined && this.staged.count > 0) this.staged.discard();
     throw closedError();
   }
 

@@ -1,0 +1,76 @@
+/** A thread's staged re-arms (batchRearms): applied with its next poll, then settled in the table. */
+import { Rearms } from './backend.js';
+import type { Events } from './events.js';
+import { Ready } from './flags.js';
+import { abortRearm, endRearm, slotOfToken } from './table.js';
+
+/** How many re-arms a thread stages before applying them. */
+const STAGED_REARMS = 256;
+
+/** What settling needs of its reactor. */
+export interface BatchOwner {
+  /** Queues a software delivery for `slot` (a force or readiness handed on meanwhile). */
+  pushReady(slot: number): void;
+  /** Counts this thread out of the kernel objects: it was counted in at the first re-arm staged. */
+  leave(): void;
+}
+
+/**
+ * The re-arms one thread staged, each slot REARMING until the batch is applied (by the
+ * backend's `rearmAndPoll`, or `enableEach`) and settled here: then each ends its REARMING as
+ * an immediate rearm would, and one that failed goes back to its thread, flagged ERROR.
+ */
+export class RearmBatch {
+  readonly rearms = new Rearms(STAGED_REARMS);
+  /** Tokens whose re-arm failed: held by this thread again, delivered back flagged ERROR. */
+  private readonly failed: number[] = [];
+
+  constructor(
+    private readonly words: Int32Array,
+    private readonly owner: BatchOwner,
+  ) {}
+
+  get count(): number {
+    return this.rearms.count;
+  }
+
+  /** Stages a re-arm; true when the batch is full and must be applied now. */
+  stage(fd: number, interest: number, token: number): boolean {
+    return this.rearms.push(fd, interest, token);
+  }
+
+  /** The batch was applied: end each slot's REARMING; count this thread out. */
+  settle(): void {
+    const rearms = this.rearms;
+    for (let i = 0; i < rearms.count; i++) {
+      const key = rearms.keys[i]!;
+      const slot = slotOfToken(key);
+      if (rearms.errors[i] !== 0) {
+        abortRearm(this.words, slot);
+        this.failed.push(key);
+      } else if (endRearm(this.words, slot)) {
+        this.owner.pushReady(slot);
+      }
+    }
+    rearms.count = 0;
+    this.owner.leave();
+  }
+
+  /** The reactor closed with the batch unapplied: it never will be. */
+  discard(): void {
+    const rearms = this.rearms;
+    for (let i = 0; i < rearms.count; i++) abortRearm(this.words, slotOfToken(rearms.keys[i]!));
+    rearms.count = 0;
+    this.owner.leave();
+  }
+
+  /** Delivers into `events` from index n the re-arms that failed; returns the new count. */
+  deliverFailed(events: Events, n: number): number {
+    const failed = this.failed;
+    while (failed.length > 0 && n < events.capacity) {
+      events.tokens[n] = failed.shift()!;
+      events.flags[n++] = Ready.ERROR;
+    }
+    return n;
+  }
+}
