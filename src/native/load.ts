@@ -31,14 +31,20 @@ function load(): Native | undefined {
   if (process.env['EVDISPATCH_NATIVE'] === '0' || process.platform !== 'linux') return undefined;
   const path = prebuildPath();
   if (!existsSync(path)) return undefined;
-  const lib = koffi.load(path);
-  const version = (lib.func('int evd_version(void)') as () => number)();
-  if (version !== VERSION) return undefined;
-  return {
-    epollRearmPoll: lib.func(
-      'int evd_epoll_rearm_poll(int epfd, int n, int32_t *fds, int32_t *interests, double *keys, int32_t *errors, void *out, int max)',
-    ) as Native['epollRearmPoll'],
-  };
+  try {
+    const lib = koffi.load(path);
+    const version = (lib.func('int evd_version(void)') as () => number)();
+    if (version !== VERSION) return undefined;
+    return {
+      epollRearmPoll: lib.func(
+        'int evd_epoll_rearm_poll(int epfd, int n, int32_t *fds, int32_t *interests, double *keys, int32_t *errors, void *out, int max)',
+      ) as Native['epollRearmPoll'],
+    };
+  } catch {
+    // A prebuild this system cannot load (another C library, say musl): the TypeScript path
+    // does the same work, so the helper is simply not used.
+    return undefined;
+  }
 }
 
 /**
