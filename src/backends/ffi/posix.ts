@@ -1,5 +1,5 @@
 /** koffi handles to the C library of POSIX systems, and errno as ReactorError. */
-import koffi from 'koffi';
+import koffi, { type LibraryHandle } from 'koffi';
 import { ReactorError } from '../../core/errors.js';
 
 /** The C library, per OS; loaded once for the life of the process. */
@@ -16,7 +16,19 @@ function libcName(): string {
   }
 }
 
-export const libc = koffi.load(libcName());
+/**
+ * The C library by name, or else the symbols already in the process (dlopen(NULL)): Node links
+ * the C library, so every libc function is there even where its file name differs (musl).
+ */
+function loadLibc(): LibraryHandle {
+  try {
+    return koffi.load(libcName());
+  } catch {
+    return koffi.load(null);
+  }
+}
+
+export const libc = loadLibc();
 
 export const close = libc.func('int close(int fd)') as (fd: number) => number;
 export const read = libc.func('long read(int fd, void *buf, size_t count)') as (fd: number, buf: ArrayBufferView, count: number) => number;
