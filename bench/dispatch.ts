@@ -9,9 +9,9 @@
  * EPOLL_CTL_MOD. Runs alternate (C T=1, evdispatch T=1, C T=2, ...) for several rounds, so a
  * noisy neighbour hurts both sides alike, and the table shows medians.
  *
- * evdispatch runs in three ways: re-arming at once (the default), with batched re-arms
- * (AttachOptions.batchRearms: applied with the thread's next poll) in TypeScript, and batched
- * through the native helper (one FFI call for a batch's re-arms and its poll).
+ * evdispatch runs in three ways: re-arming at once (batchRearms: false), with batched re-arms
+ * (applied with the thread's next poll) in TypeScript (native: false), and batched through the
+ * native helper (one FFI call for a batch's re-arms and its poll): the default.
  *
  * CPU is the whole process's user + system time (getrusage RUSAGE_SELF in C, process.cpuUsage()
  * here): a Node process's cost includes its GC and JIT threads, which a per-thread figure hides.
@@ -98,8 +98,8 @@ interface Sample {
 }
 
 /** C, and evdispatch re-arming at once, batched, and batched through the native helper. */
-type Impl = 'C' | 'evd' | 'evd batched' | 'evd native';
-const EVD_MODES: readonly Impl[] = ['evd', 'evd batched', 'evd native'];
+type Impl = 'C' | 'evd at once' | 'evd batched' | 'evd native';
+const EVD_MODES: readonly Impl[] = ['evd at once', 'evd batched', 'evd native'];
 
 /** The flags and their defaults. */
 const FLAGS = { rounds: '3', seconds: '2', warmup: '0.5', threads: '1,2', pairs: '1000', backend: 'epoll' };
@@ -179,7 +179,7 @@ async function runEvdispatch(mode: Impl, threads: number, o: Options, dir: strin
     }
     const workers: Worker[] = [];
     for (let i = 1; i <= threads; i++) {
-      const batchRearms = mode !== 'evd';
+      const batchRearms = mode !== 'evd at once';
       const workerData = { reactor: reactor.share(), control: control.buffer, counter: i * LINE_INTS, batch: BATCH, batchRearms };
       workers.push(new Worker(WORKER, { workerData }));
     }
@@ -265,7 +265,7 @@ function table(o: Options, sums: Summaries, missingC: string | undefined): strin
   return [
     `W1 dispatch churn on ${o.backend}${o.backend === 'kqueue' && process.platform === 'linux' ? ' (libkqueue)' : ''}: ${o.pairs} socketpairs, ${BATCH} events per wait, ${o.warmup} s warm-up + ${o.seconds} s measured per run, medians of ${o.rounds} rounds`,
     `machine: ${availableParallelism()} CPUs, load average ${loadavg()[0]!.toFixed(2)} at the end (events/s suffers from neighbours; CPU per event much less)`,
-    'evd: re-arm at once (the default); evd batched: batchRearms, TypeScript; evd native: batchRearms through the native helper',
+    'evd at once: batchRearms false; evd batched: batched re-arms in TypeScript (native false); evd native: the default, batched through the native helper',
     `CPU: whole process, user + system (user in brackets); syscalls/ev: ${perfCounted() ? 'counted by the kernel (perf), all threads' : "the loop's waits and re-arms"} (C: its own count)`,
     '×C: against the C loop at the same T (target: events/s ×C ≥ 0.75; CPU/ev ×C above 1 means more CPU per event than C)',
     ...(missingC === undefined ? [] : [missingC]),

@@ -48,7 +48,7 @@ export interface OpenOptions {
    * there for the next handler of that registration, in whatever thread it runs.
    */
   readonly stateBytes?: number;
-  /** Batch this thread's re-arms: see `AttachOptions.batchRearms`. */
+  /** Batch this thread's re-arms (default true): see `AttachOptions.batchRearms`. */
   readonly batchRearms?: boolean;
   /**
    * Apply batched re-arms through the native helper where its prebuild for this platform
@@ -61,12 +61,13 @@ export interface OpenOptions {
 /** Options of `Reactor.attach`: how this thread uses the shared reactor. */
 export interface AttachOptions {
   /**
-   * Stage this thread's re-arms and apply them together in its next `wait`, in one kernel trip
-   * with the poll where the backend can (kqueue's changelist; epoll with the native helper),
-   * instead of one call per re-arm. For threads that loop on `wait`: a staged re-arm is applied
-   * at the latest by this thread's next `wait`, `flush`, `delete` or `close`, and until then its
-   * registration is neither armed nor deletable by other threads. A re-arm that fails when
-   * applied comes back from `wait` as a delivery flagged ERROR.
+   * Stage this thread's re-arms and apply them together with its next poll, in one kernel trip
+   * where the backend can (kqueue's changelist; epoll with the native helper), instead of one
+   * call per re-arm (default true). A staged re-arm is applied by this thread's next `wait`,
+   * `flush`, `delete` or `close`, or else as soon as the thread returns to its event loop (a
+   * microtask), and until then its registration is neither armed nor deletable by other
+   * threads. A re-arm that fails when applied comes back from `wait` as a delivery flagged
+   * ERROR. False applies every re-arm in `rearm` itself, and throws its kernel errors there.
    */
   readonly batchRearms?: boolean;
 }
@@ -157,7 +158,7 @@ export class Reactor {
       Lifetime.memory(),
       Deadlines.create(capacity),
       { bytes: stateBytes, buffer: new SharedArrayBuffer(capacity * stateBytes) },
-      options.batchRearms === true,
+      options.batchRearms !== false,
     );
   }
 
@@ -192,7 +193,7 @@ export class Reactor {
       h.lifetime,
       new Deadlines(h.deadlines),
       h.state,
-      options.batchRearms === true,
+      options.batchRearms !== false,
     );
   }
 
@@ -214,6 +215,9 @@ export class Reactor {
     this.signals = new Int32Array(signals);
     this.lifetime = new Lifetime(lifetime);
   }
+
+  /** `flush`, bound once: the microtask that applies what a thread staged when it yields. */
+  private readonly flushStaged = (): void => this.flush();
 
   /** The kernel queue in use. */
   get kind(): BackendKind {
@@ -314,9 +318,13 @@ export class Reactor {
     if (staged !== undefined) {
       // The first staged re-arm counts this thread in as a user of the kernel objects until
       // the batch is applied, so close() frees them only after that (or after discarding it).
-      if (staged.count === 0 && !this.lifetime.enter()) {
-        abortRearm(words, slot);
-        throw closedError();
+      if (staged.count === 0) {
+        if (!this.lifetime.enter()) {
+          abortRearm(words, slot);
+          throw closedError();
+        }
+        // A thread that stops waiting still applies what it staged, once it yields.
+        queueMicrotask(this.flushStaged);
       }
       if (staged.stage(table.fds[slot]!, table.interests[slot]!, token)) this.flush();
       return;

@@ -9,6 +9,8 @@ export interface Context {
   readonly backend: BackendKind;
   /** Whether the reactor may use the native helper (OpenOptions.native); default true. */
   readonly native?: boolean;
+  /** Whether the opening thread batches its re-arms (OpenOptions.batchRearms); default true. */
+  readonly batchRearms?: boolean;
 }
 
 export interface Scenario {
@@ -38,7 +40,7 @@ export async function withReactor(
   body: (f: Fixture) => void | Promise<void>,
   options: Omit<OpenOptions, 'backend'> = {},
 ): Promise<void> {
-  const r = Reactor.open({ capacity: 64, ...options, backend: ctx.backend, native: ctx.native ?? true });
+  const r = Reactor.open({ capacity: 64, batchRearms: ctx.batchRearms ?? true, ...options, backend: ctx.backend, native: ctx.native ?? true });
   const fds = new Set<number>();
   const fixture: Fixture = {
     r,
