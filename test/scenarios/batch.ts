@@ -48,11 +48,8 @@ export const batchScenarios: Scenario[] = [
     run: (ctx) =>
       withReactor(
         ctx,
-        ({ r, ev, pair, close }) => {
-          const [a, b] = pair();
-          const t = r.add(a, Interest.READABLE);
-          send(b, 'x');
-          assert.equal(r.wait(ev, 1000), 1);
+        ({ r, ev, held, close }) => {
+          const { a, t } = held();
           r.rearm(t); // staged
           close(a); // the registration's fd goes away before the re-arm is applied
           assert.equal(r.wait(ev, 1000), 1);
@@ -69,11 +66,8 @@ export const batchScenarios: Scenario[] = [
     run: (ctx) =>
       withReactor(
         ctx,
-        ({ r, ev, pair }) => {
-          const [a, b] = pair();
-          const t = r.add(a, Interest.READABLE);
-          send(b, 'x');
-          assert.equal(r.wait(ev, 1000), 1);
+        ({ r, ev, held }) => {
+          const { a, t } = held();
           r.rearm(t); // staged: delete applies it first, then deletes
           r.delete(t);
           expectCode(() => r.forceOneShot(t), 'ENOENT');

@@ -11,12 +11,8 @@ export const loopScenarios: Scenario[] = [
     run: (ctx) =>
       withReactor(
         ctx,
-        async ({ r, pair }) => {
-          for (let i = 0; i < 100; i++) {
-            const [a, b] = pair();
-            send(b, 'x'); // never read: always readable, a delivery on every rearm
-            r.add(a, Interest.READABLE);
-          }
+        async ({ r, readable }) => {
+          readable(100);
           let ticks = 0;
           const tick = setInterval(() => ticks++, 5);
           let delivered = 0;
@@ -39,12 +35,8 @@ export const loopScenarios: Scenario[] = [
     run: (ctx) =>
       withReactor(
         ctx,
-        async ({ r, pair }) => {
-          for (let i = 0; i < 10; i++) {
-            const [a, b] = pair();
-            send(b, 'x');
-            r.add(a, Interest.READABLE);
-          }
+        async ({ r, readable }) => {
+          readable(10);
           let delivered = 0;
           const stop = r.watch((ev, n) => {
             for (let i = 0; i < n; i++) r.rearm(ev.token(i)); // staged: applied before the loop idles
@@ -87,15 +79,11 @@ export const loopScenarios: Scenario[] = [
     run: (ctx) =>
       withReactor(
         ctx,
-        async ({ r, pair }) => {
+        async ({ r, readable }) => {
           const pairs = 64;
           const counters = new SlotCounters(pairs + 8);
           const fds = new Int32Array(pairs + 8);
-          for (let i = 0; i < pairs; i++) {
-            const [a, b] = pair();
-            send(b, 'x');
-            fds[slotOf(r.add(a, Interest.READABLE))] = a;
-          }
+          for (const { fd, t } of readable(pairs)) fds[slotOf(t)] = fd;
           const workers = [1, 2].map(() =>
             startWorker(r.share(), { kind: 'serve', counters: counters.buffer, slots: pairs + 8, fds, read: false, holdSpins: 100 }),
           );

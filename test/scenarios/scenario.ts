@@ -29,6 +29,8 @@ export interface Fixture {
   close(fd: number): void;
   /** A pair with `a` registered READABLE, a byte sent from `b`, and its event delivered: held. */
   held(): { a: number; b: number; t: number };
+  /** `count` pairs, each registered end READABLE with a byte never read: delivered on every re-arm. */
+  readable(count: number): Array<{ fd: number; t: number }>;
 }
 
 /**
@@ -62,6 +64,13 @@ export async function withReactor(
       const n = r.wait(fixture.ev, 1000);
       if (n !== 1 || fixture.ev.token(0) !== t) throw new Error(`expected the one delivery of token ${t}, got ${n} events`);
       return { a, b, t };
+    },
+    readable(count) {
+      return Array.from({ length: count }, () => {
+        const [fd, peer] = fixture.pair();
+        send(peer, 'x');
+        return { fd, t: r.add(fd, Interest.READABLE) };
+      });
     },
   };
   try {

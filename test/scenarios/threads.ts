@@ -1,7 +1,5 @@
 /** Many threads waiting on one reactor: never two holders, nothing lost. */
 import assert from 'node:assert/strict';
-import { Interest } from '../../src/index.js';
-import { send } from '../support/sockets.js';
 import { SlotCounters, slotOf, startWorker } from '../support/threads.js';
 import { sleep, withReactor, type Context, type Scenario } from './scenario.js';
 
@@ -13,15 +11,12 @@ import { sleep, withReactor, type Context, type Scenario } from './scenario.js';
 async function manyWaiters(ctx: Context, threads: number, pairs: number, ms: number): Promise<void> {
   await withReactor(
     ctx,
-    async ({ r, pair }) => {
+    async ({ r, readable }) => {
       const counters = new SlotCounters(pairs + 1);
       const fds = new Int32Array(pairs + 1);
       const tokens: number[] = [];
-      for (let i = 0; i < pairs; i++) {
-        const [a, b] = pair();
-        send(b, 'x');
-        const t = r.add(a, Interest.READABLE);
-        fds[slotOf(t)] = a;
+      for (const { fd, t } of readable(pairs)) {
+        fds[slotOf(t)] = fd;
         tokens.push(t);
       }
       const workers = Array.from({ length: threads }, () =>
