@@ -28,7 +28,7 @@ export function availableBackends(): BackendKind[] {
 }
 
 /** The backend kind `auto` means here. */
-export function defaultKind(): BackendKind {
+function defaultKind(): BackendKind {
   const kind = Object.keys(modules)[0] as BackendKind | undefined;
   if (kind === undefined) {
     throw new ReactorError('ENOSYS', `no kernel event queue is supported on ${process.platform}`);

@@ -34,9 +34,6 @@ export const Mode = {
 } as const;
 export type Mode = (typeof Mode)[keyof typeof Mode];
 
-/** Bits a backend may report for an fd (no FORCED or TIMEOUT: those come from the core). */
-export const KERNEL_READY_MASK = Ready.READABLE | Ready.WRITABLE | Ready.HANGUP | Ready.ERROR;
-
 /** Checks an interest argument: a non-empty combination of READABLE and WRITABLE. */
 export function checkInterest(interest: unknown): number {
   if (typeof interest !== 'number' || !Number.isInteger(interest)) {

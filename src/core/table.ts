@@ -348,16 +348,6 @@ export class Table {
     }
   }
 
-  /** The slot holding a live registration for fd, or -1. */
-  slotOfFd(fd: number): number {
-    lock(this.header, LOCK);
-    try {
-      return this.lookup(fd);
-    } finally {
-      unlock(this.header, LOCK);
-    }
-  }
-
   private lookup(fd: number): number {
     for (let i = hashFd(fd) & this.fdMask; ; i = (i + 1) & this.fdMask) {
       const key = this.fdKeys[i]!;
