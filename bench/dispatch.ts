@@ -29,8 +29,8 @@ import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { Worker } from 'node:worker_threads';
 import { Interest, Mode, Reactor } from '../src/index.js';
-import { close, errno, errnoName, libc, write } from '../src/backends/ffi/posix.js';
-import { native } from '../src/native/load.js';
+import { errno, errnoName, files, libc } from '../src/sys/posix.js';
+import { nativeHelper } from '../src/sys/native.js';
 import { commandLine, compileC, grid, integer, median, seconds, UsageError } from './common.js';
 import { perfCounted, SyscallCounter } from './perf.js';
 
@@ -65,7 +65,7 @@ const SOCK_STREAM = 1;
 const SOCK_NONBLOCK = 0o4000;
 const SOCK_CLOEXEC = 0o2000000;
 
-const socketpair = libc.func('int socketpair(int, int, int, _Out_ int *sv)') as (
+const socketpair = libc().func('int socketpair(int, int, int, _Out_ int *sv)') as (
   domain: number,
   type: number,
   protocol: number,
@@ -174,7 +174,7 @@ async function runEvdispatch(mode: Impl, threads: number, o: Options, dir: strin
         throw new Error(`socketpair failed with ${errnoName(errno())} after ${i} pairs: raise the fd limit (ulimit -n) or lower --pairs`);
       }
       fds.push(sv[0]!, sv[1]!);
-      if (write(sv[1]!, byte, 1) !== 1) throw new Error(`write to a socketpair failed with ${errnoName(errno())}`);
+      if (files().write(sv[1]!, byte, 1) !== 1) throw new Error(`write to a socketpair failed with ${errnoName(errno())}`);
       reactor.add(sv[0]!, Interest.READABLE, { mode: Mode.DISPATCH });
     }
     const workers: Worker[] = [];
@@ -206,7 +206,7 @@ async function runEvdispatch(mode: Impl, threads: number, o: Options, dir: strin
   } finally {
     Atomics.store(control, STOP, 1);
     reactor.close();
-    for (const fd of fds) close(fd);
+    for (const fd of fds) files().close(fd);
   }
 }
 
@@ -293,12 +293,12 @@ async function main(): Promise<number> {
         if (cExe !== undefined) record('C', t, round, runC(cExe, t, o));
         for (const mode of EVD_MODES) {
           // The native helper batches epoll's re-arms; kqueue batches in its own kevent call.
-          if (mode === 'evd native' && (native === undefined || o.backend !== 'epoll')) continue;
+          if (mode === 'evd native' && (nativeHelper() === undefined || o.backend !== 'epoll')) continue;
           record(mode, t, round, await runEvdispatch(mode, t, o, dir));
         }
       }
     }
-    if (native === undefined) console.log('no native helper prebuild for this platform: the evd native rows are skipped');
+    if (nativeHelper() === undefined) console.log('no native helper prebuild for this platform: the evd native rows are skipped');
     const sums = new Map([...samples].map(([key, runs]) => [key, summarize(runs)]));
     console.log(`\n${table(o, sums, missingC)}`);
     return 0;

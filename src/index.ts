@@ -1,11 +1,13 @@
 /** evdispatch: a dispatch-once reactor with FORCEOS over epoll, kqueue and IOCP. */
-export { Reactor, type OpenOptions, type AttachOptions, type AddOptions, type ReactorHandle } from './core/reactor.js';
+export { Reactor } from './reactor.js';
+export type { OpenOptions, AttachOptions, AddOptions } from './core/options.js';
+export type { ReactorHandle } from './core/memory.js';
 export { Events } from './core/events.js';
-export type { StopWatching } from './loop/watch.js';
+export type { StopWatching } from './core/loop.js';
 export { Interest, Ready, Mode } from './core/flags.js';
 export { ReactorError, type ReactorErrorCode, type ReactorErrorOptions } from './core/errors.js';
-export type { BackendKind } from './core/backend.js';
-export type { BackendChoice } from './backends/select.js';
+export type { BackendKind, BackendChoice } from './core/backend.js';
+export { availableBackends } from './backends/index.js';
 export {
   runWorkers,
   HandlerError,

@@ -1,6 +1,6 @@
 /** The behavioural scenarios against every backend this machine can run. */
 import { describe, it } from 'vitest';
-import { availableBackends } from '../src/backends/select.js';
+import { availableBackends } from '../src/index.js';
 import { scenarios } from './scenarios/all.js';
 
 /**

@@ -10,7 +10,7 @@ import {
   type Kevent,
   type KeventProfile,
   type KqueueOs,
-} from '../src/backends/ffi/kqueue-layouts.js';
+} from '../src/sys/kqueue-layouts.js';
 
 /** What each header says, transcribed by hand (offsets worked out from the member types, LP64). */
 const PUBLISHED: Record<KqueueOs, {

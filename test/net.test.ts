@@ -25,7 +25,7 @@ const posix = process.platform !== 'win32';
  * a libc: loading it fails on Windows, where only the pure sockaddr tests run.
  */
 async function loadProbes() {
-  const { libc } = await import('../src/backends/ffi/posix.js');
+  const libc = (await import('../src/sys/posix.js')).libc();
   const { socketConstants } = await import('../src/net/posix.js');
   type IntOption = (fd: number, level: number, name: number, value: Int32Array, len: number) => number;
   type ReadOption = (fd: number, level: number, name: number, value: Int32Array, len: Uint32Array) => number;
@@ -89,7 +89,7 @@ function waitAll(r: Reactor, tokens: readonly number[], timeoutMs = 10_000): Map
     const left = deadline - Date.now();
     if (left <= 0) throw new Error(`${tokens.length - got.size} of ${tokens.length} registrations not delivered in ${timeoutMs} ms`);
     const n = r.wait(ev, Math.min(left, 200));
-    for (let i = 0; i < n; i++) got.set(ev.token(i), ev.flag(i));
+    for (let i = 0; i < n; i++) got.set(ev.token(i), ev.readiness(i));
   }
   return got;
 }
@@ -530,7 +530,7 @@ interface EmfileResult {
  */
 const EMFILE_CHILD = `
   const net = await import(NET_URL);
-  const { libc } = await import(FFI_URL);
+  const libc = (await import(FFI_URL)).libc();
   const { readdirSync } = await import('node:fs');
   const getrlimit = libc.func('int getrlimit(int resource, void *rlim)');
   const setrlimit = libc.func('int setrlimit(int resource, void *rlim)');
@@ -597,7 +597,7 @@ const SIGPIPE_CHILD = `
  */
 function runChild<T>(body: string): T {
   const netUrl = new URL('../src/net/index.js', import.meta.url).href;
-  const ffiUrl = new URL('../src/backends/ffi/posix.js', import.meta.url).href;
+  const ffiUrl = new URL('../src/sys/posix.js', import.meta.url).href;
   const source = `const NET_URL = ${JSON.stringify(netUrl)}; const FFI_URL = ${JSON.stringify(ffiUrl)};
     (async () => { ${body} })()
       .then((r) => { process.stdout.write(JSON.stringify(r)); }, (e) => { console.error(e); process.exit(1); });`;

@@ -5,7 +5,7 @@
  * (default 1,000,000).
  */
 import { describe, it } from 'vitest';
-import { availableBackends } from '../src/backends/select.js';
+import { availableBackends } from '../src/index.js';
 import { pingPongStress } from './scenarios/stress.js';
 
 const deliveries = Number(process.env['STRESS_DELIVERIES'] ?? 1_000_000);

@@ -1,9 +1,20 @@
 /** Bindings to epoll (Linux): EPOLLONESHOT registrations re-armed with EPOLL_CTL_MOD, eventfd wake-ups. */
-import { enableEach, type Backend, type BackendHandle, type Fd, type Key, type RawEvents, type Rearms } from '../core/backend.js';
+import {
+  rearmEach,
+  WAKE_TOKEN,
+  type Backend,
+  type BackendHandle,
+  type BackendOptions,
+  type Fd,
+  type RawEvents,
+  type Rearms,
+  type Token,
+} from '../core/backend.js';
 import { Interest, Ready } from '../core/flags.js';
 import { ReactorError } from '../core/errors.js';
-import { close, Errno, errno, read, syscallError, write } from './ffi/posix.js';
-import { native, type Native } from '../native/load.js';
+import { Errno, errno, files, syscallError, type FileCalls } from '../sys/posix.js';
+import { nativeHelper, type Native } from '../sys/native.js';
+import { changeFailure } from './common.js';
 import {
   EFD_CLOEXEC,
   EFD_NONBLOCK,
@@ -20,20 +31,15 @@ import {
   EPOLLOUT,
   EPOLLPRI,
   EPOLLRDHUP,
-  epoll_create1,
-  epoll_ctl,
-  epoll_wait,
-  eventfd,
-} from './ffi/linux.js';
+  epollCalls,
+  type EpollCalls,
+} from '../sys/linux.js';
 
 /** struct epoll_event in 32-bit words. */
 const STRIDE = EPOLL_EVENT_SIZE / 4;
 const DATA_LO = EPOLL_EVENT_DATA_OFFSET / 4;
 const DATA_HI = DATA_LO + 1;
 const TWO_32 = 2 ** 32;
-
-/** The wake eventfd's key; never a core token. */
-const WAKE_KEY = 0;
 
 export interface EpollHandle extends BackendHandle {
   readonly kind: 'epoll';
@@ -55,7 +61,7 @@ function epollEvents(interest: number): number {
 const EVENTS_OF_INTEREST = [0, epollEvents(1), epollEvents(2), epollEvents(3)];
 
 /** epoll events → Ready bits. */
-function readiness(events: number): number {
+function readyOf(events: number): number {
   let ready = 0;
   if (events & (EPOLLIN | EPOLLPRI)) ready |= Ready.READABLE;
   if (events & EPOLLOUT) ready |= Ready.WRITABLE;
@@ -71,20 +77,23 @@ export class EpollBackend implements Backend {
   private events = new Uint32Array(0);
   private readonly counter = new BigUint64Array(1);
   private readonly one = new BigUint64Array([1n]);
+  private readonly sys: EpollCalls = epollCalls();
+  private readonly files: FileCalls = files();
 
-  /** Opens an epoll instance; `useNative`: batch re-arms through the native helper if present. */
-  static open(_capacity: number, useNative = true): EpollBackend {
+  /** Opens an epoll instance; with `native`, batched re-arms go through the native helper if present. */
+  static open(options: BackendOptions): EpollBackend {
+    const { epoll_create1, eventfd } = epollCalls();
     const epfd = epoll_create1(EPOLL_CLOEXEC);
     if (epfd < 0) throw syscallError('epoll_create1', errno(), 'could not create an epoll instance');
     const wakefd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
     if (wakefd < 0) {
       const e = errno();
-      close(epfd);
+      files().close(epfd);
       throw syscallError('eventfd', e, 'could not create the wake-up eventfd');
     }
-    const backend = new EpollBackend(epfd, wakefd, useNative ? native : undefined);
+    const backend = new EpollBackend(epfd, wakefd, options.native ? nativeHelper() : undefined);
     try {
-      backend.ctl(EPOLL_CTL_ADD, wakefd, EPOLLIN | EPOLLONESHOT, WAKE_KEY);
+      backend.ctl(EPOLL_CTL_ADD, wakefd, EPOLLIN | EPOLLONESHOT, WAKE_TOKEN);
     } catch (e) {
       backend.close();
       throw e;
@@ -97,7 +106,7 @@ export class EpollBackend implements Backend {
     if (!Number.isInteger(epfd) || !Number.isInteger(wakefd) || typeof handle['native'] !== 'boolean') {
       throw new ReactorError('EINVAL', 'not an epoll handle: pass what share() returned');
     }
-    return new EpollBackend(epfd as number, wakefd as number, handle['native'] ? native : undefined);
+    return new EpollBackend(epfd as number, wakefd as number, handle['native'] ? nativeHelper() : undefined);
   }
 
   private constructor(
@@ -107,17 +116,17 @@ export class EpollBackend implements Backend {
     private readonly fast: Native | undefined,
   ) {}
 
-  add(fd: Fd, interest: number, key: Key): void {
-    this.ctl(EPOLL_CTL_ADD, fd, EVENTS_OF_INTEREST[interest]!, key);
+  add(fd: Fd, interest: number, token: Token): void {
+    this.ctl(EPOLL_CTL_ADD, fd, EVENTS_OF_INTEREST[interest]!, token);
   }
 
-  enable(fd: Fd, interest: number, key: Key): void {
-    this.ctl(EPOLL_CTL_MOD, fd, EVENTS_OF_INTEREST[interest]!, key);
+  rearm(fd: Fd, interest: number, token: Token): void {
+    this.ctl(EPOLL_CTL_MOD, fd, EVENTS_OF_INTEREST[interest]!, token);
   }
 
-  remove(fd: Fd, key: Key): void {
+  delete(fd: Fd, token: Token): void {
     try {
-      this.ctl(EPOLL_CTL_DEL, fd, 0, key);
+      this.ctl(EPOLL_CTL_DEL, fd, 0, token);
     } catch (e) {
       // The fd was closed (EBADF), or closed and its number reused by a file not in this epoll
       // set (ENOENT): either way the kernel entry is already gone.
@@ -126,7 +135,7 @@ export class EpollBackend implements Backend {
   }
 
   wait(out: RawEvents, max: number, timeoutMs: number): number {
-    const n = epoll_wait(this.epfd, this.eventBuffer(max), max, timeoutMs);
+    const n = this.sys.epoll_wait(this.epfd, this.eventBuffer(max), max, timeoutMs);
     if (n < 0) {
       const e = errno();
       if (e === Errno.EINTR) return 0;
@@ -139,11 +148,11 @@ export class EpollBackend implements Backend {
   rearmAndPoll(rearms: Rearms, out: RawEvents, max: number): number {
     const fast = this.fast;
     if (fast === undefined) {
-      enableEach(this, rearms);
+      rearmEach(this, rearms);
       return this.wait(out, max, 0);
     }
     const buf = this.eventBuffer(max);
-    const n = fast.epollRearmPoll(this.epfd, rearms.count, rearms.fds, rearms.interests, rearms.keys, rearms.errors, buf, max);
+    const n = fast.epollRearmPoll(this.epfd, rearms.count, rearms.fds, rearms.interests, rearms.tokens, rearms.errors, buf, max);
     if (n < 0) throw syscallError('epoll_wait', -n, 'waiting on the epoll instance failed');
     return this.decode(n, out);
   }
@@ -159,20 +168,20 @@ export class EpollBackend implements Backend {
     const buf = this.events;
     let count = 0;
     for (let i = 0, at = 0; i < n; i++, at += STRIDE) {
-      const key = buf[at + DATA_HI]! * TWO_32 + buf[at + DATA_LO]!;
-      if (key === WAKE_KEY) {
+      const token = buf[at + DATA_HI]! * TWO_32 + buf[at + DATA_LO]!;
+      if (token === WAKE_TOKEN) {
         this.consumeWake();
         continue;
       }
-      out.keys[count] = key;
-      out.readiness[count] = readiness(buf[at]!);
+      out.tokens[count] = token;
+      out.ready[count] = readyOf(buf[at]!);
       count++;
     }
     return count;
   }
 
   wake(): void {
-    if (write(this.wakefd, this.one, 8) < 0) {
+    if (this.files.write(this.wakefd, this.one, 8) < 0) {
       const e = errno();
       // EAGAIN: the counter is near 2^64, so a wake-up is pending anyway.
       if (e !== Errno.EAGAIN) throw syscallError('write', e, 'could not signal the wake-up eventfd');
@@ -180,8 +189,8 @@ export class EpollBackend implements Backend {
   }
 
   close(): void {
-    close(this.wakefd);
-    close(this.epfd);
+    this.files.close(this.wakefd);
+    this.files.close(this.epfd);
   }
 
   pollFd(): number {
@@ -194,26 +203,24 @@ export class EpollBackend implements Backend {
 
   /** Resets the eventfd and re-arms it: EPOLLONESHOT lets exactly one waiter see each wake-up. */
   private consumeWake(): void {
-    read(this.wakefd, this.counter, 8);
-    this.ctl(EPOLL_CTL_MOD, this.wakefd, EPOLLIN | EPOLLONESHOT, WAKE_KEY);
+    this.files.read(this.wakefd, this.counter, 8);
+    this.ctl(EPOLL_CTL_MOD, this.wakefd, EPOLLIN | EPOLLONESHOT, WAKE_TOKEN);
   }
 
-  private ctl(op: number, fd: number, events: number, key: Key): void {
+  private ctl(op: number, fd: number, events: number, token: Token): void {
     const ev = this.ctlEvent;
     ev[0] = events;
-    ev[DATA_LO] = key >>> 0;
-    ev[DATA_HI] = (key / TWO_32) >>> 0;
-    if (epoll_ctl(this.epfd, op, fd, ev) === 0) return;
+    ev[DATA_LO] = token >>> 0;
+    ev[DATA_HI] = (token / TWO_32) >>> 0;
+    if (this.sys.epoll_ctl(this.epfd, op, fd, ev) === 0) return;
     const e = errno();
-    throw syscallError('epoll_ctl', e, ctlFailure(op, fd, e));
+    const change = op === EPOLL_CTL_ADD ? 'register' : op === EPOLL_CTL_MOD ? 're-arm' : 'delete';
+    throw syscallError('epoll_ctl', e, changeFailure(change, fd, e, EPOLL_FAILURES));
   }
 }
 
-function ctlFailure(op: number, fd: number, e: number): string {
-  const verb = op === EPOLL_CTL_ADD ? 'register' : op === EPOLL_CTL_MOD ? 're-arm' : 'remove';
-  if (e === Errno.EBADF) return `could not ${verb} fd ${fd}: it is not an open file descriptor`;
-  if (e === Errno.EPERM) return `could not ${verb} fd ${fd}: epoll does not support this kind of file (a regular file or directory?)`;
-  if (e === Errno.EEXIST) return `could not ${verb} fd ${fd}: the kernel already has it in this epoll set`;
-  if (e === Errno.ENOENT) return `could not ${verb} fd ${fd}: the kernel has no entry for it (was it closed?)`;
-  return `could not ${verb} fd ${fd}`;
-}
+/** What epoll_ctl's own errnos mean for a registration. */
+const EPOLL_FAILURES: Readonly<Record<number, string>> = {
+  [Errno.EPERM!]: 'epoll does not support this kind of file (a regular file or directory?)',
+  [Errno.EEXIST!]: 'the kernel already has it in this epoll set',
+};

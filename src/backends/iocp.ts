@@ -6,7 +6,7 @@
  * mio and the Rust polling crate ask it: a handle to \Device\Afd, bound to the completion port,
  * takes IOCTL_AFD_POLL requests naming one socket each; a request completes once, through the
  * port, when the socket is ready. That is dispatch-once by construction: nothing more is
- * delivered until `enable` issues the next request.
+ * delivered until `rearm` issues the next request.
  *
  * The request's memory (IO_STATUS_BLOCK and AFD_POLL_INFO) belongs to the kernel from issue
  * until its completion is dequeued, and any thread may issue, cancel or dequeue. So it lives in
@@ -18,16 +18,26 @@
  * | state      | meaning                                  | the completion, when dequeued   |
  * |------------|------------------------------------------|---------------------------------|
  * | IDLE       | no request; the record is ours           | (none comes)                    |
- * | POLLING    | a request for the slot's key is in flight| delivered, → IDLE               |
+ * | POLLING    | a request for the slot's token is in flight| delivered, → IDLE               |
  * | CANCELLING | a cancelled request is still in flight   | swallowed, → IDLE, or if REPOLL |
  * |            |                                          | the next request is issued      |
  *
- * A slot freed by `remove` may be added again before its cancelled request has come home:
- * `add` then only records the new key (REPOLL), and the thread that dequeues the cancelled
+ * A slot freed by `delete` may be added again before its cancelled request has come home:
+ * `add` then only records the new token (REPOLL), and the thread that dequeues the cancelled
  * completion issues the new request. The record is never written while a request is in flight.
  */
 import koffi from 'koffi';
-import { enableEach, RawEvents, type Backend, type BackendHandle, type Fd, type Key, type Rearms } from '../core/backend.js';
+import {
+  RawEvents,
+  rearmEach,
+  WAKE_TOKEN,
+  type Backend,
+  type BackendHandle,
+  type BackendOptions,
+  type Fd,
+  type Rearms,
+  type Token,
+} from '../core/backend.js';
 import { ReactorError } from '../core/errors.js';
 import { lock, unlock } from '../core/mutex.js';
 import { Interest, Ready } from '../core/flags.js';
@@ -87,16 +97,9 @@ import {
   win32,
   win32Error,
   type Win32,
-} from './ffi/win32.js';
+} from '../sys/win32.js';
 
-/** The core's key is gen * 2^22 + slot (table.ts SLOT_BITS); the slot names our record. */
-const SLOT_MODULUS = 2 ** 22;
-/** Registrations a backend is opened for when the reactor does not say (the core's default). */
-export const DEFAULT_CAPACITY = 65536;
-
-/** The wake-up's completion key; never a core key. Its lpOverlapped is NULL. */
-const WAKE_KEY = 0;
-/** The key the AFD handle is bound to the port with; its completions name a record instead. */
+/** The completion key the AFD handle is bound to the port with; its completions name a record instead. */
 const AFD_KEY = 1;
 /**
  * Threads the port lets run at once. Not 0 (one per CPU): a waiter must be released whenever a
@@ -128,18 +131,18 @@ const HEADER_WORDS = 4;
 const SLOT_WORDS = 2;
 const LOCK = 0;
 const STATE = 1;
-// Shared values (Float64Array): [key, base socket] per slot.
+// Shared values (Float64Array): [token, base socket] per slot.
 const SLOT_VALUES = 2;
-const VALUE_KEY = 0;
+const VALUE_TOKEN = 0;
 const VALUE_SOCKET = 1;
-const NO_KEY = -1;
+const NO_TOKEN = -1;
 
 // The state word.
 const POLL_MASK = 0x3;
 const IDLE = 0;
 const POLLING = 1;
 const CANCELLING = 2;
-/** When the cancelled request comes home, issue one for the slot's current key. */
+/** When the cancelled request comes home, issue one for the slot's current token. */
 const REPOLL = 0x4;
 /** AFD reported LOCAL_CLOSE: the socket handle is dead and its value may be reused. */
 const SOCKET_CLOSED = 0x8;
@@ -175,7 +178,7 @@ export function afdEvents(interest: number): number {
  * failed connect is WRITABLE | ERROR (SO_ERROR says why). READABLE and WRITABLE only where
  * the interest asked for them; HANGUP and ERROR always.
  */
-export function readiness(events: number, interest: number): number {
+export function readyOf(events: number, interest: number): number {
   let ready = 0;
   if (events & (AFD_POLL_RECEIVE | AFD_POLL_ACCEPT)) ready |= Ready.READABLE;
   if (events & (AFD_POLL_SEND | AFD_POLL_CONNECT)) ready |= Ready.WRITABLE;
@@ -227,13 +230,11 @@ export class IocpBackend implements Backend {
   private readonly cancelIosb = new Uint8Array(IO_STATUS_BLOCK_SIZE);
 
   /**
-   * Opens a completion port and an AFD handle for `capacity` registrations (the reactor's
-   * table capacity; slots at or past it are refused with ENOSPC).
+   * Opens a completion port and an AFD handle with a record for each of `capacity`
+   * registrations, found by the index the core's `indexOf` gives a token.
    */
-  static open(capacity: number = DEFAULT_CAPACITY): IocpBackend {
-    if (!Number.isInteger(capacity) || capacity < 1 || capacity > SLOT_MODULUS) {
-      throw new ReactorError('EINVAL', `capacity must be an integer from 1 to ${SLOT_MODULUS}, got ${String(capacity)}`);
-    }
+  static open(options: BackendOptions): IocpBackend {
+    const { capacity, indexOf } = options;
     const api = win32();
     const wsadata = new Uint8Array(WSADATA_SIZE);
     const started = api.WSAStartup(WINSOCK_VERSION_2_2, wsadata);
@@ -254,8 +255,8 @@ export class IocpBackend implements Backend {
       afd = openAfd(api, block, port);
       const words = new SharedArrayBuffer((HEADER_WORDS + capacity * SLOT_WORDS) * 4);
       const values = new Float64Array(new SharedArrayBuffer(capacity * SLOT_VALUES * 8));
-      values.fill(NO_KEY);
-      return new IocpBackend({ kind: 'iocp', port, afd, block, capacity, words, values: values.buffer as SharedArrayBuffer });
+      values.fill(NO_TOKEN);
+      return new IocpBackend({ kind: 'iocp', port, afd, block, capacity, words, values: values.buffer as SharedArrayBuffer }, indexOf);
     } catch (e) {
       if (afd !== 0) api.CloseHandle(afd);
       if (block !== 0) api.VirtualFree(block, 0, MEM_RELEASE);
@@ -266,7 +267,7 @@ export class IocpBackend implements Backend {
   }
 
   /** A backend over the same port, AFD handle and records, for another thread. */
-  static attach(handle: BackendHandle): IocpBackend {
+  static attach(handle: BackendHandle, indexOf: BackendOptions['indexOf']): IocpBackend {
     const h = handle as Partial<IocpHandle>;
     if (
       h.kind !== 'iocp' ||
@@ -279,10 +280,13 @@ export class IocpBackend implements Backend {
     ) {
       throw new ReactorError('EINVAL', 'not an IOCP handle: pass what share() returned');
     }
-    return new IocpBackend(h as IocpHandle);
+    return new IocpBackend(h as IocpHandle, indexOf);
   }
 
-  private constructor(private readonly handle: IocpHandle) {
+  private constructor(
+    private readonly handle: IocpHandle,
+    private readonly indexOf: BackendOptions['indexOf'],
+  ) {
     this.api = win32();
     this.mem = new DataView(koffi.view(handle.block, SCRATCH_SIZE + handle.capacity * RECORD_SIZE));
     this.records = handle.block + SCRATCH_SIZE;
@@ -290,8 +294,8 @@ export class IocpBackend implements Backend {
     this.values = new Float64Array(handle.values);
   }
 
-  add(fd: Fd, interest: number, key: Key): void {
-    const slot = key % SLOT_MODULUS;
+  add(fd: Fd, interest: number, token: Token): void {
+    const slot = this.indexOf(token);
     if (slot >= this.handle.capacity) {
       throw new ReactorError('ENOSPC', `slot ${slot} is past the ${this.handle.capacity} registrations this IOCP backend was opened for`);
     }
@@ -302,7 +306,7 @@ export class IocpBackend implements Backend {
       if (pollState(state) === POLLING) {
         throw new ReactorError('EEXIST', `slot ${slot} already has a poll in flight: remove its registration before adding`);
       }
-      this.values[slot * SLOT_VALUES + VALUE_KEY] = key;
+      this.values[slot * SLOT_VALUES + VALUE_TOKEN] = token;
       this.values[slot * SLOT_VALUES + VALUE_SOCKET] = socket;
       if (pollState(state) === CANCELLING) {
         // The previous registration's cancelled request still owns the record: the thread that
@@ -312,7 +316,7 @@ export class IocpBackend implements Backend {
       }
       const status = this.issue(slot, socket, interest);
       if (!issued(status)) {
-        this.values[slot * SLOT_VALUES + VALUE_KEY] = NO_KEY;
+        this.values[slot * SLOT_VALUES + VALUE_TOKEN] = NO_TOKEN;
         throw ntError('NtDeviceIoControlFile', status, `could not poll socket ${fd} (IOCTL_AFD_POLL)`);
       }
       this.setState(slot, POLLING, interest);
@@ -321,11 +325,11 @@ export class IocpBackend implements Backend {
     }
   }
 
-  enable(fd: Fd, interest: number, key: Key): void {
-    const slot = this.liveSlot(key, 're-arm');
+  rearm(fd: Fd, interest: number, token: Token): void {
+    const slot = this.liveSlot(token, 're-arm');
     this.lock(slot);
     try {
-      this.checkKey(slot, key, 're-arm');
+      this.checkToken(slot, token, 're-arm');
       const state = this.state(slot);
       if (state & SOCKET_CLOSED) {
         throw new ReactorError('EBADF', `socket ${fd} was closed while registered: delete its registration`, { syscall: 'NtDeviceIoControlFile' });
@@ -352,13 +356,13 @@ export class IocpBackend implements Backend {
     }
   }
 
-  remove(fd: Fd, key: Key): void {
-    const slot = this.liveSlot(key, 'remove');
+  delete(fd: Fd, token: Token): void {
+    const slot = this.liveSlot(token, 'remove');
     this.lock(slot);
     try {
-      this.checkKey(slot, key, 'remove');
-      this.values[slot * SLOT_VALUES + VALUE_KEY] = NO_KEY;
-      this.values[slot * SLOT_VALUES + VALUE_SOCKET] = NO_KEY;
+      this.checkToken(slot, token, 'remove');
+      this.values[slot * SLOT_VALUES + VALUE_TOKEN] = NO_TOKEN;
+      this.values[slot * SLOT_VALUES + VALUE_SOCKET] = NO_TOKEN;
       const state = this.state(slot);
       switch (pollState(state)) {
         case POLLING: {
@@ -401,7 +405,7 @@ export class IocpBackend implements Backend {
         const overlapped =
           view.getUint32(at + OVERLAPPED_ENTRY_OVERLAPPED + 4, true) * TWO_32 + view.getUint32(at + OVERLAPPED_ENTRY_OVERLAPPED, true);
         if (overlapped === 0) {
-          woken = true; // a wake-up (WAKE_KEY, no OVERLAPPED)
+          woken = true; // a wake-up (WAKE_TOKEN, no OVERLAPPED)
           continue;
         }
         const slot = this.slotOfRecord(overlapped);
@@ -417,12 +421,12 @@ export class IocpBackend implements Backend {
   }
 
   rearmAndPoll(rearms: Rearms, out: RawEvents, max: number): number {
-    enableEach(this, rearms);
+    rearmEach(this, rearms);
     return this.wait(out, max, 0);
   }
 
   wake(): void {
-    if (this.api.PostQueuedCompletionStatus(this.handle.port, 0, WAKE_KEY, null) === 0) {
+    if (this.api.PostQueuedCompletionStatus(this.handle.port, 0, WAKE_TOKEN, null) === 0) {
       throw win32Error('PostQueuedCompletionStatus', this.api.GetLastError(), 'could not post a wake-up to the completion port');
     }
   }
@@ -505,7 +509,7 @@ export class IocpBackend implements Backend {
   }
 
   /**
-   * A dequeued completion for `slot`: writes (key, readiness) at out[at] and returns 1 if it
+   * A dequeued completion for `slot`: writes (token, readiness) at out[at] and returns 1 if it
    * is a delivery, else 0. Under the slot's lock, the record is ours again.
    */
   private complete(slot: number, out: RawEvents, at: number): number {
@@ -513,7 +517,7 @@ export class IocpBackend implements Backend {
     try {
       const state = this.state(slot);
       const interest = interestOf(state);
-      const key = this.values[slot * SLOT_VALUES + VALUE_KEY]!;
+      const token = this.values[slot * SLOT_VALUES + VALUE_TOKEN]!;
       switch (pollState(state)) {
         case POLLING: {
           Atomics.sub(this.words, OUTSTANDING, 1);
@@ -525,13 +529,13 @@ export class IocpBackend implements Backend {
           if (status >= 0 && mem.getUint32(record + RECORD_POLL + AFD_POLL_INFO_NUMBER_OF_HANDLES, true) >= 1) {
             const events = mem.getUint32(record + RECORD_POLL + AFD_POLL_INFO_EVENTS, true);
             closed = (events & AFD_POLL_LOCAL_CLOSE) !== 0;
-            ready = readiness(events, interest);
+            ready = readyOf(events, interest);
           }
           closed ||= status === STATUS_INVALID_HANDLE;
-          if (ready === 0) return this.reissue(slot, key, interest, out, at);
+          if (ready === 0) return this.reissue(slot, token, interest, out, at);
           this.setState(slot, IDLE | (closed ? SOCKET_CLOSED : 0), interest);
-          out.keys[at] = key;
-          out.readiness[at] = ready;
+          out.tokens[at] = token;
+          out.ready[at] = ready;
           return 1;
         }
         case CANCELLING:
@@ -540,7 +544,7 @@ export class IocpBackend implements Backend {
             this.setState(slot, IDLE, 0);
             return 0;
           }
-          return this.reissue(slot, key, interest, out, at);
+          return this.reissue(slot, token, interest, out, at);
         default:
           return 0; // not ours: no request of this slot was in flight
       }
@@ -554,7 +558,7 @@ export class IocpBackend implements Backend {
    * first request of a registration added while the record was the kernel's). A failure has
    * no caller to throw to, so it is delivered: HANGUP for a closed socket, ERROR otherwise.
    */
-  private reissue(slot: number, key: number, interest: number, out: RawEvents, at: number): number {
+  private reissue(slot: number, token: number, interest: number, out: RawEvents, at: number): number {
     const status = this.issue(slot, this.values[slot * SLOT_VALUES + VALUE_SOCKET]!, interest);
     if (issued(status)) {
       this.setState(slot, POLLING, interest);
@@ -562,8 +566,8 @@ export class IocpBackend implements Backend {
     }
     const closed = status === STATUS_INVALID_HANDLE;
     this.setState(slot, IDLE | (closed ? SOCKET_CLOSED : 0), interest);
-    out.keys[at] = key;
-    out.readiness[at] = closed ? Ready.HANGUP : Ready.ERROR;
+    out.tokens[at] = token;
+    out.ready[at] = closed ? Ready.HANGUP : Ready.ERROR;
     return 1;
   }
 
@@ -655,14 +659,14 @@ export class IocpBackend implements Backend {
     return slot < this.handle.capacity ? slot : -1;
   }
 
-  private liveSlot(key: Key, verb: string): number {
-    const slot = key % SLOT_MODULUS;
-    if (slot >= this.handle.capacity) throw noRegistration(key, verb);
+  private liveSlot(token: Token, verb: string): number {
+    const slot = this.indexOf(token);
+    if (slot >= this.handle.capacity) throw noRegistration(token, verb);
     return slot;
   }
 
-  private checkKey(slot: number, key: Key, verb: string): void {
-    if (this.values[slot * SLOT_VALUES + VALUE_KEY] !== key) throw noRegistration(key, verb);
+  private checkToken(slot: number, token: Token, verb: string): void {
+    if (this.values[slot * SLOT_VALUES + VALUE_TOKEN] !== token) throw noRegistration(token, verb);
   }
 
   private state(slot: number): number {
@@ -682,8 +686,8 @@ export class IocpBackend implements Backend {
   }
 }
 
-function noRegistration(key: Key, verb: string): ReactorError {
-  return new ReactorError('ENOENT', `cannot ${verb} key ${key}: the IOCP backend has no registration with it`);
+function noRegistration(token: Token, verb: string): ReactorError {
+  return new ReactorError('ENOENT', `cannot ${verb} token ${token}: the IOCP backend has no registration with it`);
 }
 
 /**

@@ -3,10 +3,12 @@
  * EVDISPATCH_KQUEUE_LIB names it): EV_DISPATCH knotes re-armed with EV_ENABLE, EVFILT_USER wake-ups.
  */
 import koffi, { type LibraryHandle } from 'koffi';
-import { enableEach, type Backend, type BackendHandle, type Fd, type Key, type RawEvents, type Rearms } from '../core/backend.js';
+import { rearmEach, WAKE_TOKEN, type Backend, type BackendHandle, type Fd, type RawEvents, type Rearms, type Token } from '../core/backend.js';
 import { ReactorError } from '../core/errors.js';
 import { Interest, Ready } from '../core/flags.js';
-import { close, Errno, errno, errnoName, libc } from './ffi/posix.js';
+import { Errno, errno, errnoName, files, libc } from '../sys/posix.js';
+import { KQUEUE_LIB_ENV, platform } from '../sys/platform.js';
+import { atLeast, changeFailure as describeChange, type Change } from './common.js';
 import {
   FREEBSD,
   LIBKQUEUE,
@@ -20,15 +22,10 @@ import {
   type KeventProfile,
   type KqueueConstants,
   type KqueueOs,
-} from './ffi/kqueue-layouts.js';
-
-/** The environment variable naming a libkqueue shared library, the only way to kqueue on Linux. */
-export const KQUEUE_LIB_ENV = 'EVDISPATCH_KQUEUE_LIB';
+} from '../sys/kqueue-layouts.js';
 
 /** The EVFILT_USER ident of the wake-up knote (its own filter, so it never meets an fd's knote). */
 const USER_IDENT = 0;
-/** The wake-up knote's udata; never a core token. */
-const WAKE_KEY = 0;
 /** The most changes one operation stages: a delete and an add for each of the two filters. */
 const MAX_CHANGES = 4;
 /** The most changes one `rearmAndPoll` sends in a single kevent() call (two per re-arm). */
@@ -85,25 +82,25 @@ function bind(lib: LibraryHandle, profile: KeventProfile, path: string | null): 
 
 /** The C library's kqueue on macOS and the BSDs, with the layout of this OS (and release, on NetBSD). */
 function nativeLibrary(): KqueueLibrary {
-  switch (process.platform) {
-    case 'darwin':
-      return bind(libc, MACOS, null);
+  switch (platform.kqueue) {
+    case 'macos':
+      return bind(libc(), MACOS, null);
     // FreeBSD's default `kevent` symbol version (FBSD_1.5) is the 64-byte layout of 12.0 and later.
     case 'freebsd':
-      return bind(libc, FREEBSD, null);
+      return bind(libc(), FREEBSD, null);
     case 'openbsd':
-      return bind(libc, OPENBSD, null);
+      return bind(libc(), OPENBSD, null);
     case 'netbsd':
       // NetBSD 11 has __kevent100 (72-byte struct); 6 to 10 only __kevent50 (40 bytes).
       try {
-        return bind(libc, NETBSD11, null);
+        return bind(libc(), NETBSD11, null);
       } catch {
-        return bind(libc, NETBSD10, null);
+        return bind(libc(), NETBSD10, null);
       }
-    default:
+    case undefined:
       throw new ReactorError(
         'ENOSYS',
-        `kqueue is not native on ${process.platform}: set ${KQUEUE_LIB_ENV} to the path of a libkqueue shared library, or use another backend`,
+        `kqueue is not native on ${platform.os}: set ${KQUEUE_LIB_ENV} to the path of a libkqueue shared library, or use another backend`,
       );
   }
 }
@@ -116,7 +113,7 @@ function libkqueueLibrary(path: string): KqueueLibrary {
   } catch (e) {
     throw new ReactorError('ENOENT', `could not load libkqueue from ${KQUEUE_LIB_ENV}=${path}: ${(e as Error).message}`);
   }
-  const dlopen = libc.func('void *dlopen(const char *path, int mode)') as (path: string, mode: number) => unknown;
+  const dlopen = libc().func('void *dlopen(const char *path, int mode)') as (path: string, mode: number) => unknown;
   const RTLD_NOW = 2;
   pinned.push(lib, dlopen(path, RTLD_NOW));
   try {
@@ -141,7 +138,7 @@ function library(path: string | null): KqueueLibrary {
 
 /** The library `open` uses here: libkqueue on Linux (from the environment), libc elsewhere. */
 function defaultLibrary(): KqueueLibrary {
-  if (process.platform !== 'linux') return library(null);
+  if (platform.kqueue !== undefined) return library(null);
   const path = process.env[KQUEUE_LIB_ENV];
   if (path === undefined || path === '') {
     throw new ReactorError(
@@ -160,16 +157,19 @@ function keventError(e: number, what: string): ReactorError {
   return new ReactorError(errnoName(e), `kevent failed: ${what}`, { syscall: 'kevent', errno: e });
 }
 
-function changeFailure(verb: string, fd: number, e: number): string {
-  if (e === Errno.EBADF) return `could not ${verb} fd ${fd}: it is not an open file descriptor`;
-  if (e === Errno.ENOENT) return `could not ${verb} fd ${fd}: the kqueue has no knote for it (was it closed?)`;
-  if (e === Errno.EINVAL) return `could not ${verb} fd ${fd}: this kind of file cannot be watched by kqueue`;
-  if (e === NO_ERRNO) return `could not ${verb} fd ${fd}: libkqueue refused the change (a stale knote of a closed fd?)`;
-  return `could not ${verb} fd ${fd}`;
+/** What kevent's own errnos mean for a registration. */
+const KEVENT_FAILURES: Readonly<Record<number, string>> = {
+  [Errno.ENOENT!]: 'the kqueue has no knote for it (was it closed?)',
+  [Errno.EINVAL!]: 'this kind of file cannot be watched by kqueue',
+  [NO_ERRNO]: 'libkqueue refused the change (a stale knote of a closed fd?)',
+};
+
+function changeFailure(change: Change, fd: number, e: number): string {
+  return describeChange(change, fd, e, KEVENT_FAILURES);
 }
 
 /** kevent filter and flags → Ready bits. The socket error on EOF comes back in fflags. */
-function readiness(c: KqueueConstants, filter: number, flags: number, fflags: number): number {
+function readyOf(c: KqueueConstants, filter: number, flags: number, fflags: number): number {
   let ready = filter === c.EVFILT_READ ? Ready.READABLE : filter === c.EVFILT_WRITE ? Ready.WRITABLE : 0;
   if (flags & c.EV_EOF) {
     ready |= Ready.HANGUP;
@@ -181,7 +181,7 @@ function readiness(c: KqueueConstants, filter: number, flags: number, fflags: nu
 
 /**
  * A kqueue. Each fd is one EV_DISPATCH knote per filter (EVFILT_READ, EVFILT_WRITE) with the
- * key in udata; both may fire, in two threads: the core keeps one of them active.
+ * token in udata; both may fire, in two threads: the core keeps one of them active.
  */
 export class KqueueBackend implements Backend {
   readonly kind = 'kqueue';
@@ -223,7 +223,7 @@ export class KqueueBackend implements Backend {
     try {
       backend.registerWake();
     } catch (e) {
-      close(kq);
+      files().close(kq);
       throw e;
     }
     return backend;
@@ -272,17 +272,17 @@ export class KqueueBackend implements Backend {
     this.receiptView = new DataView(this.receiptList.buffer);
   }
 
-  add(fd: Fd, interest: number, key: Key): void {
+  add(fd: Fd, interest: number, token: Token): void {
     const c = this.c;
     // libkqueue never hears of a close(): a knote of a closed fd outlives it, and an EV_ADD on
     // the reused number fails (with errno 0). Deleting first clears any such leftover.
     if (this.lib.path !== null) {
-      this.stage(fd, c.EVFILT_READ, c.EV_DELETE, 0, key);
-      this.stage(fd, c.EVFILT_WRITE, c.EV_DELETE, 0, key);
+      this.stage(fd, c.EVFILT_READ, c.EV_DELETE, 0, token);
+      this.stage(fd, c.EVFILT_WRITE, c.EV_DELETE, 0, token);
     }
     const first = this.staged;
-    if (interest & Interest.READABLE) this.stage(fd, c.EVFILT_READ, c.EV_ADD | c.EV_DISPATCH, 0, key);
-    if (interest & Interest.WRITABLE) this.stage(fd, c.EVFILT_WRITE, c.EV_ADD | c.EV_DISPATCH, 0, key);
+    if (interest & Interest.READABLE) this.stage(fd, c.EVFILT_READ, c.EV_ADD | c.EV_DISPATCH, 0, token);
+    if (interest & Interest.WRITABLE) this.stage(fd, c.EVFILT_WRITE, c.EV_ADD | c.EV_DISPATCH, 0, token);
     const n = this.apply();
     let failed = 0;
     let added = 0;
@@ -293,18 +293,18 @@ export class KqueueBackend implements Backend {
     }
     if (failed === 0) return;
     // Leave nothing half-registered: drop the filter that was added.
-    if (added & Interest.READABLE) this.stage(fd, c.EVFILT_READ, c.EV_DELETE, 0, key);
-    if (added & Interest.WRITABLE) this.stage(fd, c.EVFILT_WRITE, c.EV_DELETE, 0, key);
+    if (added & Interest.READABLE) this.stage(fd, c.EVFILT_READ, c.EV_DELETE, 0, token);
+    if (added & Interest.WRITABLE) this.stage(fd, c.EVFILT_WRITE, c.EV_DELETE, 0, token);
     this.apply();
     throw keventError(failed, changeFailure('register', fd, failed));
   }
 
-  enable(fd: Fd, interest: number, key: Key): void {
+  rearm(fd: Fd, interest: number, token: Token): void {
     const c = this.c;
     const read = (interest & Interest.READABLE) !== 0;
     const write = (interest & Interest.WRITABLE) !== 0;
-    this.stage(fd, c.EVFILT_READ, read ? c.EV_ENABLE : c.EV_DISABLE, 0, key);
-    this.stage(fd, c.EVFILT_WRITE, write ? c.EV_ENABLE : c.EV_DISABLE, 0, key);
+    this.stage(fd, c.EVFILT_READ, read ? c.EV_ENABLE : c.EV_DISABLE, 0, token);
+    this.stage(fd, c.EVFILT_WRITE, write ? c.EV_ENABLE : c.EV_DISABLE, 0, token);
     const n = this.apply();
     // ENOENT: that filter has no knote. Disabling, it was never added; enabling, the interest
     // gained it, so add it now, unless neither filter has a knote: then the fd was closed (and
@@ -322,8 +322,8 @@ export class KqueueBackend implements Backend {
     }
     if (grow === 0) return;
     if (!present) throw keventError(Errno.ENOENT!, changeFailure('re-arm', fd, Errno.ENOENT!));
-    if (grow & Interest.READABLE) this.stage(fd, c.EVFILT_READ, c.EV_ADD | c.EV_DISPATCH, 0, key);
-    if (grow & Interest.WRITABLE) this.stage(fd, c.EVFILT_WRITE, c.EV_ADD | c.EV_DISPATCH, 0, key);
+    if (grow & Interest.READABLE) this.stage(fd, c.EVFILT_READ, c.EV_ADD | c.EV_DISPATCH, 0, token);
+    if (grow & Interest.WRITABLE) this.stage(fd, c.EVFILT_WRITE, c.EV_ADD | c.EV_DISPATCH, 0, token);
     const m = this.apply();
     for (let i = 0; i < m; i++) {
       const e = this.errs[i]!;
@@ -331,16 +331,16 @@ export class KqueueBackend implements Backend {
     }
   }
 
-  remove(fd: Fd, key: Key): void {
+  delete(fd: Fd, token: Token): void {
     const c = this.c;
-    this.stage(fd, c.EVFILT_READ, c.EV_DELETE, 0, key);
-    this.stage(fd, c.EVFILT_WRITE, c.EV_DELETE, 0, key);
+    this.stage(fd, c.EVFILT_READ, c.EV_DELETE, 0, token);
+    this.stage(fd, c.EVFILT_WRITE, c.EV_DELETE, 0, token);
     const n = this.apply();
     for (let i = 0; i < n; i++) {
       const e = this.errs[i]!;
       // ENOENT: no knote for that filter (never added, or gone with a close()).
       // EBADF: the fd was closed, and its knotes with it.
-      if (e !== 0 && e !== Errno.ENOENT && e !== Errno.EBADF) throw keventError(e, changeFailure('remove', fd, e));
+      if (e !== 0 && e !== Errno.ENOENT && e !== Errno.EBADF) throw keventError(e, changeFailure('delete', fd, e));
     }
   }
 
@@ -370,24 +370,24 @@ export class KqueueBackend implements Backend {
   rearmAndPoll(rearms: Rearms, out: RawEvents, max: number): number {
     const c = this.c;
     if (!this.receipts || 2 * rearms.count > MAX_BATCH_CHANGES) {
-      enableEach(this, rearms);
+      rearmEach(this, rearms);
       return this.wait(out, max, 0);
     }
     const view = this.batchChanges(2 * rearms.count * this.p.size);
     for (let i = 0; i < rearms.count; i++) {
       const fd = rearms.fds[i]!;
       const interest = rearms.interests[i]!;
-      const key = rearms.keys[i]!;
+      const token = rearms.tokens[i]!;
       rearms.errors[i] = 0;
-      writeKevent(view, 2 * i, this.p, fd, c.EVFILT_READ, interest & Interest.READABLE ? c.EV_ENABLE : c.EV_DISABLE, 0, 0, key);
-      writeKevent(view, 2 * i + 1, this.p, fd, c.EVFILT_WRITE, interest & Interest.WRITABLE ? c.EV_ENABLE : c.EV_DISABLE, 0, 0, key);
+      writeKevent(view, 2 * i, this.p, fd, c.EVFILT_READ, interest & Interest.READABLE ? c.EV_ENABLE : c.EV_DISABLE, 0, 0, token);
+      writeKevent(view, 2 * i + 1, this.p, fd, c.EVFILT_WRITE, interest & Interest.WRITABLE ? c.EV_ENABLE : c.EV_DISABLE, 0, 0, token);
     }
     // Change errors take event slots: leave room for all of them beside the events.
     const room = max + 2 * rearms.count;
     const n = this.lib.kevent(this.kq, this.batch, 2 * rearms.count, this.eventList(room), room, this.zeroTimeout);
     if (n < 0) {
       // The changes were not all applied; applying them again one by one is harmless.
-      enableEach(this, rearms);
+      rearmEach(this, rearms);
       return this.wait(out, max, 0);
     }
     return this.decode(n, out, rearms);
@@ -406,34 +406,34 @@ export class KqueueBackend implements Backend {
     for (let i = 0, base = 0; i < n; i++, base += p.size) {
       const filter = readField(view, base, p.filter);
       if (filter === c.EVFILT_USER) continue; // a wake-up: EV_CLEAR has already reset it
-      const key = readField(view, base, p.udata);
+      const token = readField(view, base, p.udata);
       const flags = readField(view, base, p.flags);
       if (rearms !== null && flags & c.EV_ERROR) {
-        this.changeFailed(rearms, key, filter, readField(view, base, p.data));
+        this.changeFailed(rearms, token, filter, readField(view, base, p.data));
         continue;
       }
-      const ready = readiness(c, filter, flags, readField(view, base, p.fflags));
+      const ready = readyOf(c, filter, flags, readField(view, base, p.fflags));
       // An fd's two knotes ready together come back one after the other: report them as one
       // event, as epoll would. (Apart, or in two threads, they stay two: the core drops the later.)
-      if (count > 0 && out.keys[count - 1] === key) {
-        out.readiness[count - 1]! |= ready;
+      if (count > 0 && out.tokens[count - 1] === token) {
+        out.ready[count - 1]! |= ready;
         continue;
       }
-      out.keys[count] = key;
-      out.readiness[count] = ready;
+      out.tokens[count] = token;
+      out.ready[count] = ready;
       count++;
     }
     return count;
   }
 
-  private changeFailed(rearms: Rearms, key: number, filter: number, e: number): void {
-    const i = rearms.keys.subarray(0, rearms.count).indexOf(key);
+  private changeFailed(rearms: Rearms, token: Token, filter: number, e: number): void {
+    const i = rearms.tokens.subarray(0, rearms.count).indexOf(token);
     if (i < 0 || e === 0) return;
     const wanted = filter === this.c.EVFILT_READ ? Interest.READABLE : Interest.WRITABLE;
     if (e === Errno.ENOENT && (rearms.interests[i]! & wanted) === 0) return;
     if (e === Errno.ENOENT) {
       try {
-        this.enable(rearms.fds[i]!, rearms.interests[i]!, key);
+        this.rearm(rearms.fds[i]!, rearms.interests[i]!, token);
         return;
       } catch (err) {
         rearms.errors[i] = (err as { errno?: number }).errno ?? e;
@@ -445,31 +445,33 @@ export class KqueueBackend implements Backend {
 
   /** The event list, grown to hold max entries. */
   private eventList(max: number): Uint8Array {
-    if (this.events.byteLength < max * this.p.size) {
-      this.events = new Uint8Array(max * this.p.size);
-      this.eventView = new DataView(this.events.buffer);
+    const events = atLeast(this.events, max * this.p.size);
+    if (events !== this.events) {
+      this.events = events;
+      this.eventView = new DataView(events.buffer);
     }
-    return this.events;
+    return events;
   }
 
   /** The changelist of a batch, grown to `bytes`. */
   private batchChanges(bytes: number): DataView {
-    if (this.batch.byteLength < bytes) {
-      this.batch = new Uint8Array(bytes);
-      this.batchView = new DataView(this.batch.buffer);
+    const batch = atLeast(this.batch, bytes);
+    if (batch !== this.batch) {
+      this.batch = batch;
+      this.batchView = new DataView(batch.buffer);
     }
     return this.batchView;
   }
 
   wake(): void {
-    this.stage(this.userIdent, this.c.EVFILT_USER, 0, this.c.NOTE_TRIGGER, WAKE_KEY);
+    this.stage(this.userIdent, this.c.EVFILT_USER, 0, this.c.NOTE_TRIGGER, WAKE_TOKEN);
     this.apply();
     const e = this.errs[0]!;
     if (e !== 0) throw keventError(e, 'could not trigger the wake-up knote (EVFILT_USER, NOTE_TRIGGER)');
   }
 
   close(): void {
-    close(this.kq);
+    files().close(this.kq);
   }
 
   /**
@@ -495,7 +497,7 @@ export class KqueueBackend implements Backend {
   /** Adds the EVFILT_USER knote `wake` triggers; EV_CLEAR resets it on delivery, to one waiter. */
   private registerWake(): void {
     const c = this.c;
-    this.stage(this.userIdent, c.EVFILT_USER, c.EV_ADD | c.EV_CLEAR, c.NOTE_FFNOP, WAKE_KEY);
+    this.stage(this.userIdent, c.EVFILT_USER, c.EV_ADD | c.EV_CLEAR, c.NOTE_FFNOP, WAKE_TOKEN);
     this.apply();
     const e = this.errs[0]!;
     if (e !== 0) {

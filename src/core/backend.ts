@@ -1,26 +1,32 @@
-/** The contract every kernel queue answers to (DESIGN.md section 4). */
+/** The contract every kernel queue answers to (docs/ARCHITECTURE.md, "The Backend contract"). */
 
 /** Which kernel queue a backend drives. */
 export type BackendKind = 'epoll' | 'kqueue' | 'iocp';
+
+/** Which backend an `open` asks for: `auto` is the platform's default. */
+export type BackendChoice = 'auto' | BackendKind;
 
 /** A file descriptor, or a Windows SOCKET handle value. */
 export type Fd = number;
 
 /**
- * The kernel's user data for a registration: the core's token (slot and generation), a safe
- * integer below 2^53. The value 0 is never a token; a backend may use it for its own wake-ups.
+ * A registration's token, which the backend stores as the kernel's user data and hands back
+ * with each event: a safe integer below 2^53 whose meaning only the core knows.
  */
-export type Key = number;
+export type Token = number;
 
-/** Preallocated output of `Backend.wait`: the i-th event is (keys[i], readiness[i]). */
+/** Never a token: the user data a backend gives its own wake-ups. */
+export const WAKE_TOKEN: Token = 0;
+
+/** Preallocated output of `Backend.wait`: the i-th event is (tokens[i], ready[i]). */
 export class RawEvents {
-  readonly keys: Float64Array;
+  readonly tokens: Float64Array;
   /** `Ready` bits (READABLE, WRITABLE, HANGUP, ERROR) as the kernel reported them. */
-  readonly readiness: Int32Array;
+  readonly ready: Int32Array;
 
   constructor(readonly capacity: number) {
-    this.keys = new Float64Array(capacity);
-    this.readiness = new Int32Array(capacity);
+    this.tokens = new Float64Array(capacity);
+    this.ready = new Int32Array(capacity);
   }
 }
 
@@ -33,32 +39,32 @@ export class Rearms {
   count = 0;
   readonly fds: Int32Array;
   readonly interests: Int32Array;
-  readonly keys: Float64Array;
+  readonly tokens: Float64Array;
   /** After `rearmAndPoll`: 0 for a re-arm applied, else the errno (or -1) it failed with. */
   readonly errors: Int32Array;
 
   constructor(readonly capacity: number) {
     this.fds = new Int32Array(capacity);
     this.interests = new Int32Array(capacity);
-    this.keys = new Float64Array(capacity);
+    this.tokens = new Float64Array(capacity);
     this.errors = new Int32Array(capacity);
   }
 
   /** Stages one re-arm; true when the batch is now full and must be applied. */
-  push(fd: Fd, interest: number, key: Key): boolean {
+  push(fd: Fd, interest: number, token: Token): boolean {
     const i = this.count++;
     this.fds[i] = fd;
     this.interests[i] = interest;
-    this.keys[i] = key;
+    this.tokens[i] = token;
     return this.count === this.capacity;
   }
 }
 
-/** Applies each staged re-arm with `enable`, for backends with no batched form. */
-export function enableEach(backend: Backend, rearms: Rearms): void {
+/** Applies each staged re-arm with `rearm`, for backends with no batched form. */
+export function rearmEach(backend: Backend, rearms: Rearms): void {
   for (let i = 0; i < rearms.count; i++) {
     try {
-      backend.enable(rearms.fds[i]!, rearms.interests[i]!, rearms.keys[i]!);
+      backend.rearm(rearms.fds[i]!, rearms.interests[i]!, rearms.tokens[i]!);
       rearms.errors[i] = 0;
     } catch (e) {
       rearms.errors[i] = (e as { errno?: number }).errno ?? -1;
@@ -72,19 +78,32 @@ export interface BackendHandle {
   readonly [field: string]: unknown;
 }
 
+/** What the core decides when it opens a backend. */
+export interface BackendOptions {
+  /** The most registrations alive at once. */
+  readonly capacity: number;
+  /** Whether batched re-arms may go through the native helper, where its prebuild exists. */
+  readonly native: boolean;
+  /**
+   * The registration's index, from 0 to capacity - 1, for a backend that keeps a record per
+   * registration (IOCP): the core says how a token names it, so the backend need not know.
+   */
+  readonly indexOf: (token: Token) => number;
+}
+
 /**
- * One kernel queue. It knows nothing of FORCEOS, threads or what a key means: every
+ * One kernel queue. It knows nothing of FORCEOS, threads or what a token means: every
  * registration is armed dispatch-once (disabled on delivery), and the core does the rest.
  * Failures are thrown as `ReactorError` with the errno name and the syscall.
  */
 export interface Backend {
   readonly kind: BackendKind;
   /** Registers fd, armed, dispatch-once. */
-  add(fd: Fd, interest: number, key: Key): void;
+  add(fd: Fd, interest: number, token: Token): void;
   /** Re-arms fd after a delivery, possibly with a new interest. */
-  enable(fd: Fd, interest: number, key: Key): void;
-  /** Removes fd; succeeds if the fd was already closed (its kernel entry is gone). */
-  remove(fd: Fd, key: Key): void;
+  rearm(fd: Fd, interest: number, token: Token): void;
+  /** Deletes fd's registration; succeeds if the fd was already closed (its kernel entry is gone). */
+  delete(fd: Fd, token: Token): void;
   /**
    * Waits up to timeoutMs (-1: forever) and fills `out` with at most `max` events. Its own
    * wake-ups are consumed here and not reported, so it may return 0 before the timeout.

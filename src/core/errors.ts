@@ -40,3 +40,13 @@ export class ReactorError extends Error {
     this.errno = options.errno;
   }
 }
+
+/** ECLOSED: the reactor was closed, by this thread or another. */
+export function closedError(): ReactorError {
+  return new ReactorError('ECLOSED', 'the reactor is closed: open a new one');
+}
+
+/** ENOENT: a token whose registration is gone. */
+export function notLive(token: number): ReactorError {
+  return new ReactorError('ENOENT', `token ${token} is not live: its registration was deleted, or freed at delivery`);
+}

@@ -1,219 +1,50 @@
-/** Reactor: the public API, composing a Backend, the shared table and the ready queue. */
-import { enableEach, RawEvents, type Backend, type BackendHandle, type BackendKind } from './backend.js';
-import { ReactorError } from './errors.js';
+/**
+ * The reactor's API, the same on every OS: argument checks, then the table's transitions and
+ * the engine. Which kernel queue and which event loop it drives are handed to it (src/reactor.ts).
+ */
+import type { Backend, BackendKind } from './backend.js';
+import { closedError, notLive, ReactorError } from './errors.js';
+import { Engine, backOff } from './engine.js';
 import { Events } from './events.js';
 import { checkFd, checkInterest, checkMode, checkTimeout, Mode } from './flags.js';
-import { Deadlines, NONE, type DeadlineMemory } from './deadlines.js';
-import { Lifetime } from './lifetime.js';
-import { waitAsync, watch, type LoopSource, type StopWatching } from '../loop/watch.js';
-import { ReadyQueue } from './ready-queue.js';
-import { RearmBatch } from './rearm-batch.js';
+import type { AddOptions } from './options.js';
+import type { LoopDriver, LoopSource, StopWatching } from './loop.js';
+import { describe, NOTIFIED, SLEEPERS, type ReactorHandle, type ReactorMemory } from './memory.js';
+import { NONE } from './deadlines.js';
 import {
   abortRearm,
   ALREADY_FORCED,
   beginDelete,
   beginRearm,
   BUSY,
-  claim,
-  claimQueued,
-  deliveredFlags,
   endRearm,
   force,
   FORCED_PUSH,
-  genOf,
   genOfToken,
   isLive,
-  slotOfToken,
-  MUST_FREE,
   NOT_LIVE,
   OK,
-  REARMING,
-  SLOT_LIMIT,
-  STATE,
-  Table,
-  tokenOf,
-  type TableMemory,
+  slotOfToken,
 } from './table.js';
-import { attachBackend, openBackend, type BackendChoice } from '../backends/select.js';
-
-/** Options of `Reactor.open`. */
-export interface OpenOptions {
-  /** The kernel queue: `auto` (the platform's own, the default), `epoll`, `kqueue` or `iocp`. */
-  readonly backend?: BackendChoice;
-  /** The most registrations alive at once (default 65536, at most 2^22). */
-  readonly capacity?: number;
-  /**
-   * Bytes of shared state per registration (default 0, at most 65536), visible from every
-   * thread: what a handler leaves there (a half-read request, output a partial send left) is
-   * there for the next handler of that registration, in whatever thread it runs.
-   */
-  readonly stateBytes?: number;
-  /** Batch this thread's re-arms (default true): see `AttachOptions.batchRearms`. */
-  readonly batchRearms?: boolean;
-  /**
-   * Apply batched re-arms through the native helper where its prebuild for this platform
-   * exists (default true; also off when EVDISPATCH_NATIVE=0). Every thread of the reactor
-   * follows this choice.
-   */
-  readonly native?: boolean;
-}
-
-/** Options of `Reactor.attach`: how this thread uses the shared reactor. */
-export interface AttachOptions {
-  /**
-   * Stage this thread's re-arms and apply them together with its next poll, in one kernel trip
-   * where the backend can (kqueue's changelist; epoll with the native helper), instead of one
-   * call per re-arm (default true). A staged re-arm is applied by this thread's next `wait`,
-   * `flush`, `delete` or `close`, or else as soon as the thread returns to its event loop (a
-   * microtask), and until then its registration is neither armed nor deletable by other
-   * threads. A re-arm that fails when applied comes back from `wait` as a delivery flagged
-   * ERROR. False applies every re-arm in `rearm` itself, and throws its kernel errors there.
-   */
-  readonly batchRearms?: boolean;
-}
-
-/** Options of `Reactor.add`. */
-export interface AddOptions {
-  /** DISPATCH (default): disabled on delivery until `rearm`. ONESHOT: freed on delivery. */
-  readonly mode?: Mode;
-  /**
-   * The registration's first shared state (at most `stateBytes`; the rest is zeroed), written
-   * before it is armed: whichever thread gets its first event finds it there.
-   */
-  readonly state?: Uint8Array;
-}
-
-/** What `share` returns: structured-cloneable, for `Reactor.attach` in a worker thread. */
-export interface ReactorHandle {
-  readonly backend: BackendHandle;
-  readonly table: TableMemory;
-  readonly queue: SharedArrayBuffer;
-  readonly signals: SharedArrayBuffer;
-  readonly lifetime: SharedArrayBuffer;
-  readonly deadlines: DeadlineMemory;
-  readonly state: StateMemory;
-}
-
-/** The per-registration state: `bytes` for each slot, slot after slot. */
-interface StateMemory {
-  readonly bytes: number;
-  readonly buffer: SharedArrayBuffer;
-}
-
-/** Int32 words of the signals buffer, each on its own cache line. */
-const NOTIFIED = 0;
-const SLEEPERS = 16;
-const SIGNAL_INTS = 32;
-
-/** Ready bits a delivery result carries to the user (MUST_FREE and above stay inside). */
-const USER_FLAGS = MUST_FREE - 1;
 
 /**
  * A dispatch-once event reactor shared by many threads. Each registration's event is active in
  * at most one thread at a time: from its delivery until the handler calls `rearm` or `delete`.
- *
- * @example
- * const r = Reactor.open();
- * const t = r.add(fd, Interest.READABLE);
- * const ev = new Events(64);
- * const n = r.wait(ev, 1000);
- * for (let i = 0; i < n; i++) { handle(ev.token(i), ev.flag(i)); r.rearm(ev.token(i)); }
+ * `Reactor` (the package's export) opens it on this platform's kernel queue.
  */
-export class Reactor {
-  /** This thread's staged re-arms (batchRearms), applied with its next poll. */
-  private readonly staged: RearmBatch | undefined;
-  /** Whether the last wait returned because it consumed a `notify`. */
-  private lastNotified = false;
-  private loop: LoopSource | undefined;
-  private stateView: Uint8Array | undefined;
-  /** This thread's buffer for the backend's events, grown to the largest Events seen. */
-  private raw = new RawEvents(1);
+export class CoreReactor {
+  private readonly engine: Engine;
   private readonly words: Int32Array;
-  private readonly signals: Int32Array;
+  private loop: LoopSource | undefined;
 
-  /**
-   * Opens a reactor on this platform's kernel queue.
-   *
-   * @example
-   * const r = Reactor.open({ capacity: 10000 });
-   */
-  static open(options: OpenOptions = {}): Reactor {
-    const capacity = options.capacity ?? 65536;
-    if (!Number.isInteger(capacity) || capacity < 1 || capacity > SLOT_LIMIT) {
-      throw new ReactorError('EINVAL', `capacity must be an integer from 1 to ${SLOT_LIMIT}, got ${String(capacity)}`);
-    }
-    const stateBytes = options.stateBytes ?? 0;
-    if (!Number.isInteger(stateBytes) || stateBytes < 0 || stateBytes > 65536 || capacity * stateBytes > 2 ** 31) {
-      throw new ReactorError(
-        'EINVAL',
-        `stateBytes must be an integer from 0 to 65536, and capacity × stateBytes at most 2 GiB; got ${String(stateBytes)}`,
-      );
-    }
-    const backend = openBackend(options.backend ?? 'auto', capacity, options.native ?? true);
-    return new Reactor(
-      backend,
-      Table.create(capacity),
-      ReadyQueue.create(capacity),
-      new SharedArrayBuffer(SIGNAL_INTS * 4),
-      Lifetime.memory(),
-      Deadlines.create(capacity),
-      { bytes: stateBytes, buffer: new SharedArrayBuffer(capacity * stateBytes) },
-      options.batchRearms !== false,
-    );
-  }
-
-  /**
-   * Joins, from another thread, the reactor that `share()` described.
-   *
-   * @example
-   * // in a worker: const r = Reactor.attach(workerData.reactor);
-   */
-  static attach(handle: ReactorHandle, options: AttachOptions = {}): Reactor {
-    const h = handle as Partial<ReactorHandle> | null;
-    if (
-      h === null ||
-      typeof h !== 'object' ||
-      typeof h.backend?.kind !== 'string' ||
-      !(h.table?.buffer instanceof SharedArrayBuffer) ||
-      !(h.queue instanceof SharedArrayBuffer) ||
-      !(h.signals instanceof SharedArrayBuffer) ||
-      !(h.lifetime instanceof SharedArrayBuffer) ||
-      !(h.deadlines?.buffer instanceof SharedArrayBuffer) ||
-      !(h.state?.buffer instanceof SharedArrayBuffer)
-    ) {
-      throw new ReactorError('EINVAL', 'not a reactor handle: pass what reactor.share() returned');
-    }
-    const lifetime = new Lifetime(h.lifetime);
-    if (lifetime.closed) throw closedError();
-    return new Reactor(
-      attachBackend(h.backend),
-      Table.attach(h.table),
-      new ReadyQueue(h.queue),
-      h.signals,
-      h.lifetime,
-      new Deadlines(h.deadlines),
-      h.state,
-      options.batchRearms !== false,
-    );
-  }
-
-  private readonly lifetime: Lifetime;
-
-  private constructor(
+  protected constructor(
     private readonly backend: Backend,
-    private readonly table: Table,
-    private readonly queue: ReadyQueue,
-    signals: SharedArrayBuffer,
-    lifetime: SharedArrayBuffer,
-    private readonly deadlines: Deadlines,
-    private readonly stateMemory: StateMemory,
+    private readonly memory: ReactorMemory,
+    private readonly loopDriver: LoopDriver,
     batchRearms: boolean,
   ) {
-    this.words = table.words;
-    const owner = { pushReady: (slot: number) => this.pushReady(slot), leave: () => this.leave() };
-    this.staged = batchRearms ? new RearmBatch(this.words, owner) : undefined;
-    this.signals = new Int32Array(signals);
-    this.lifetime = new Lifetime(lifetime);
+    this.engine = new Engine(backend, memory, batchRearms);
+    this.words = memory.table.words;
   }
 
   /** `flush`, bound once: the microtask that applies what a thread staged when it yields. */
@@ -226,17 +57,17 @@ export class Reactor {
 
   /** The most registrations alive at once. */
   get capacity(): number {
-    return this.table.capacity;
+    return this.memory.table.capacity;
   }
 
   /** Bytes of shared state per registration, as chosen at `open`. */
   get stateBytes(): number {
-    return this.stateMemory.bytes;
+    return this.memory.state.bytes;
   }
 
   /** True once any thread has called `close`. */
   get closed(): boolean {
-    return this.lifetime.closed;
+    return this.memory.lifetime.closed;
   }
 
   /**
@@ -250,16 +81,12 @@ export class Reactor {
     checkFd(fd);
     checkInterest(interest);
     const oneshot = checkMode(options.mode ?? Mode.DISPATCH) === Mode.ONESHOT;
-    const initial = options.state;
-    if (initial !== undefined && (!(initial instanceof Uint8Array) || initial.length > this.stateMemory.bytes)) {
-      throw new ReactorError(
-        initial instanceof Uint8Array ? 'EMSGSIZE' : 'EINVAL',
-        `state must be a Uint8Array of at most the ${this.stateMemory.bytes} bytes per registration chosen at open`,
-      );
-    }
-    this.enter();
+    const { table, state } = this.memory;
+    state.checkInitial(options.state);
+    const engine = this.engine;
+    engine.enter();
     try {
-      const token = this.table.allocate(fd, interest, oneshot);
+      const token = table.allocate(fd, interest, oneshot);
       if (token === -1) {
         throw new ReactorError(
           'EEXIST',
@@ -269,24 +96,20 @@ export class Reactor {
       if (token === -2) {
         throw new ReactorError('ENOSPC', `all ${this.capacity} registrations are in use: delete some, or open with a larger capacity`);
       }
-      const bytes = this.stateMemory.bytes;
-      if (bytes > 0) {
-        const state = new Uint8Array(this.stateMemory.buffer, slotOfToken(token) * bytes, bytes);
-        state.fill(0, initial?.length ?? 0);
-        if (initial !== undefined) state.set(initial);
-      }
+      const slot = slotOfToken(token);
+      state.initialize(slot, options.state);
       // Not armed in the kernel until here, and its token not yet returned: nothing can be
       // delivered for it before its state is written.
       try {
         this.backend.add(fd, interest, token);
       } catch (e) {
-        beginDelete(this.words, slotOfToken(token), genOfToken(token));
-        this.table.free(slotOfToken(token));
+        beginDelete(this.words, slot, genOfToken(token));
+        table.free(slot);
         throw e;
       }
       return token;
     } finally {
-      this.leave();
+      engine.leave();
     }
   }
 
@@ -303,23 +126,24 @@ export class Reactor {
     const gen = genOfToken(token);
     const nextInterest = interest === undefined ? 0 : checkInterest(interest);
     const words = this.words;
+    const lifetime = this.memory.lifetime;
     // No lifetime count here, to keep the hot path short: a REARMING slot holds the kernel
     // objects open instead (finalize waits until no slot is REARMING), and CLOSED is read
     // after entering REARMING, so either this call sees it or the finalizer sees the slot.
     const r = beginRearm(words, slot, gen);
     if (r !== OK) throw this.rearmError(token, slot, gen, r === NOT_LIVE);
-    if (this.lifetime.closed) {
+    if (lifetime.closed) {
       abortRearm(words, slot);
       throw closedError();
     }
-    const table = this.table;
+    const table = this.memory.table;
     if (nextInterest !== 0) table.interests[slot] = nextInterest;
-    const staged = this.staged;
+    const staged = this.engine.staged;
     if (staged !== undefined) {
       // The first staged re-arm counts this thread in as a user of the kernel objects until
       // the batch is applied, so close() frees them only after that (or after discarding it).
       if (staged.count === 0) {
-        if (!this.lifetime.enter()) {
+        if (!lifetime.enter()) {
           abortRearm(words, slot);
           throw closedError();
         }
@@ -330,12 +154,12 @@ export class Reactor {
       return;
     }
     try {
-      this.backend.enable(table.fds[slot]!, table.interests[slot]!, token);
+      this.backend.rearm(table.fds[slot]!, table.interests[slot]!, token);
     } catch (e) {
       abortRearm(words, slot);
       throw e;
     }
-    if (endRearm(words, slot)) this.pushReady(slot);
+    if (endRearm(words, slot)) this.engine.pushReady(slot);
   }
 
   /**
@@ -348,15 +172,16 @@ export class Reactor {
    */
   forceOneShot(token: number): boolean {
     const slot = this.slotOf(token);
-    this.enter();
+    const engine = this.engine;
+    engine.enter();
     try {
       const r = force(this.words, slot, genOfToken(token), false);
       if (r === NOT_LIVE) throw notLive(token);
       if (r === ALREADY_FORCED) return false;
-      if (r === FORCED_PUSH) this.pushReady(slot);
+      if (r === FORCED_PUSH) engine.pushReady(slot);
       return true;
     } finally {
-      this.leave();
+      engine.leave();
     }
   }
 
@@ -376,18 +201,19 @@ export class Reactor {
     if (ms !== null && (typeof ms !== 'number' || !(ms >= 0) || ms > 0x7fffffff)) {
       throw new ReactorError('EINVAL', `a deadline is a number of milliseconds from 0 to 2^31-1, or null to cancel it; got ${String(ms)}`);
     }
-    this.enter();
+    const engine = this.engine;
+    const deadlines = this.memory.deadlines;
+    engine.enter();
     try {
       if (!isLive(this.words, slot, gen)) throw notLive(token);
       if (ms === null) {
-        this.deadlines.cancel(slot);
+        deadlines.cancel(slot);
         return;
       }
-      const earliest = this.deadlines.set(slot, gen, this.deadlines.now() + ms);
       // Waiters sleep no longer than the earliest deadline: a new earliest must wake one.
-      if (earliest && Atomics.load(this.signals, SLEEPERS) > 0) this.backend.wake();
+      if (deadlines.set(slot, gen, deadlines.now() + ms)) engine.wakeSleeper();
     } finally {
-      this.leave();
+      engine.leave();
     }
   }
 
@@ -400,7 +226,7 @@ export class Reactor {
    * const st = r.state(token); const pending = new DataView(st.buffer, st.byteOffset).getUint32(0, true);
    */
   state(token: number): Uint8Array {
-    return new Uint8Array(this.stateMemory.buffer, this.stateOffset(token), this.stateMemory.bytes);
+    return this.memory.state.view(this.liveSlot(token));
   }
 
   /**
@@ -411,15 +237,12 @@ export class Reactor {
    * const all = r.stateBuffer; const at = r.stateOffset(token); all[at] = 1;
    */
   stateOffset(token: number): number {
-    const slot = this.slotOf(token);
-    if (!isLive(this.words, slot, genOfToken(token))) throw notLive(token);
-    return slot * this.stateMemory.bytes;
+    return this.liveSlot(token) * this.memory.state.bytes;
   }
 
   /** Every registration's state, `stateBytes` each, slot after slot: one view for this thread. */
   get stateBuffer(): Uint8Array {
-    this.stateView ??= new Uint8Array(this.stateMemory.buffer);
-    return this.stateView;
+    return this.memory.state.all;
   }
 
   /**
@@ -430,16 +253,7 @@ export class Reactor {
    * r.writeState(token, unsent, 4);
    */
   writeState(token: number, data: Uint8Array, offset = 0): void {
-    const view = this.state(token);
-    if (!(data instanceof Uint8Array)) throw new ReactorError('EINVAL', 'writeState takes a Uint8Array');
-    if (!Number.isInteger(offset) || offset < 0) throw new ReactorError('EINVAL', `offset must be a non-negative integer, got ${String(offset)}`);
-    if (offset + data.length > view.length) {
-      throw new ReactorError(
-        'EMSGSIZE',
-        `${data.length} bytes at offset ${offset} do not fit the ${view.length} bytes of state per registration: open with a larger stateBytes`,
-      );
-    }
-    view.set(data, offset);
+    this.memory.state.write(this.liveSlot(token), data, offset);
   }
 
   /**
@@ -450,10 +264,7 @@ export class Reactor {
    * r.flush(); // before this thread stops waiting for a while
    */
   flush(): void {
-    const staged = this.staged;
-    if (staged === undefined || staged.count === 0) return;
-    enableEach(this.backend, staged.rearms);
-    staged.settle();
+    this.engine.flush();
   }
 
   /**
@@ -467,18 +278,19 @@ export class Reactor {
   delete(token: number): void {
     const slot = this.slotOf(token);
     const gen = genOfToken(token);
-    this.enter();
+    const engine = this.engine;
+    engine.enter();
     try {
-      this.flush(); // a re-arm of this token staged by this thread would otherwise never end
+      engine.flush(); // a re-arm of this token staged by this thread would otherwise never end
       for (let spins = 0; ; spins++) {
         const r = beginDelete(this.words, slot, gen);
         if (r === OK) break;
         if (r !== BUSY) throw notLive(token);
         backOff(spins); // a rearm's kernel call is in flight: it ends in microseconds
       }
-      this.freeSlot(slot, token, false);
+      engine.freeSlot(slot, token, false);
     } finally {
-      this.leave();
+      engine.leave();
     }
   }
 
@@ -492,18 +304,7 @@ export class Reactor {
    */
   wait(events: Events, timeoutMs: number = -1): number {
     if (!(events instanceof Events)) throw new ReactorError('EINVAL', 'wait needs an Events batch: new Events(capacity)');
-    const timeout = checkTimeout(timeoutMs);
-    if (this.raw.capacity < events.capacity) this.raw = new RawEvents(events.capacity);
-    this.enter();
-    let n = 0;
-    this.lastNotified = false;
-    try {
-      n = this.collect(events, timeout);
-    } finally {
-      this.leave();
-    }
-    events.length = n;
-    return n;
+    return this.engine.wait(events, checkTimeout(timeoutMs));
   }
 
   /**
@@ -515,13 +316,13 @@ export class Reactor {
    * every millisecond: there, prefer worker threads with `wait`.
    *
    * @example
-   * const stop = r.watch((ev, n) => { for (let i = 0; i < n; i++) handle(ev.token(i), ev.flag(i)); });
+   * const stop = r.watch((ev, n) => { for (let i = 0; i < n; i++) handle(ev.token(i), ev.readiness(i)); });
    */
   watch(onEvents: (events: Events, n: number) => void, options: { readonly capacity?: number } = {}): StopWatching {
     if (typeof onEvents !== 'function') throw new ReactorError('EINVAL', 'watch needs a function (events, n) => void');
     const events = new Events(options.capacity ?? 64);
-    if (this.lifetime.closed) throw closedError();
-    return watch(this.loopSource(), events, onEvents);
+    if (this.closed) throw closedError();
+    return this.loopDriver.watch(this.loopSource(), events, onEvents);
   }
 
   /**
@@ -535,8 +336,8 @@ export class Reactor {
     try {
       if (!(events instanceof Events)) throw new ReactorError('EINVAL', 'waitAsync needs an Events batch: new Events(capacity)');
       const timeout = checkTimeout(timeoutMs);
-      if (this.lifetime.closed) throw closedError();
-      return waitAsync(this.loopSource(), events, timeout);
+      if (this.closed) throw closedError();
+      return this.loopDriver.waitAsync(this.loopSource(), events, timeout);
     } catch (e) {
       return Promise.reject(e);
     }
@@ -550,12 +351,13 @@ export class Reactor {
    * r.notify();
    */
   notify(): void {
-    this.enter();
+    const engine = this.engine;
+    engine.enter();
     try {
-      Atomics.store(this.signals, NOTIFIED, 1);
-      if (Atomics.load(this.signals, SLEEPERS) > 0) this.backend.wake();
+      Atomics.store(this.memory.signals, NOTIFIED, 1);
+      engine.wakeSleeper();
     } finally {
-      this.leave();
+      engine.leave();
     }
   }
 
@@ -567,13 +369,14 @@ export class Reactor {
    * r.close();
    */
   close(): void {
-    if (!this.lifetime.enter()) return;
-    this.flush();
-    this.lifetime.close();
+    const lifetime = this.memory.lifetime;
+    if (!lifetime.enter()) return;
+    this.engine.flush();
+    lifetime.close();
     try {
       this.backend.wake();
     } finally {
-      this.leave();
+      this.engine.leave();
     }
   }
 
@@ -584,21 +387,14 @@ export class Reactor {
    * new Worker(file, { workerData: { reactor: r.share() } });
    */
   share(): ReactorHandle {
-    return {
-      backend: this.backend.share(),
-      table: this.table.memory,
-      queue: this.queue.buffer,
-      signals: this.signals.buffer as SharedArrayBuffer,
-      lifetime: this.lifetime.buffer,
-      deadlines: this.deadlines.memory,
-      state: this.stateMemory,
-    };
+    return describe(this.memory, this.backend.share());
   }
 
   /** This reactor as the loop integration sees it. */
   private loopSource(): LoopSource {
     if (this.loop !== undefined) return this.loop;
     const reactor = this;
+    const { deadlines, signals, lifetime } = this.memory;
     this.loop = {
       pollFd: this.backend.pollFd(),
       poll(events) {
@@ -613,20 +409,20 @@ export class Reactor {
         reactor.flush();
       },
       untilDeadline() {
-        const due = reactor.deadlines.earliest();
-        return due === NONE ? -1 : Math.max(0, Math.ceil(due - reactor.deadlines.now()));
+        const due = deadlines.earliest();
+        return due === NONE ? -1 : Math.max(0, Math.ceil(due - deadlines.now()));
       },
       attachWatcher() {
-        if (!reactor.lifetime.enter()) return false;
-        Atomics.add(reactor.signals, SLEEPERS, 1);
+        if (!lifetime.enter()) return false;
+        Atomics.add(signals, SLEEPERS, 1);
         return true;
       },
       detachWatcher() {
-        Atomics.sub(reactor.signals, SLEEPERS, 1);
-        reactor.leave();
+        Atomics.sub(signals, SLEEPERS, 1);
+        reactor.engine.leave();
       },
       get notified() {
-        return reactor.lastNotified;
+        return reactor.engine.lastNotified;
       },
       get closed() {
         return reactor.closed;
@@ -635,198 +431,30 @@ export class Reactor {
     return this.loop;
   }
 
-  /** Kernel events first, then the ready queue, until something is delivered or time is up. */
-  private collect(events: Events, timeout: number): number {
-    const signals = this.signals;
-    const start = timeout > 0 ? performance.now() : 0;
-    let remaining = timeout;
-    for (;;) {
-      const sleep = this.fireDeadlines(remaining);
-      // Software deliveries first, up to half the batch, so that neither kind starves the other.
-      let n = this.staged?.deliverFailed(events, 0) ?? 0;
-      n = this.claimQueued(events, n, Math.max(1, events.capacity >> 1));
-      const room = events.capacity - n;
-      const staged = this.staged;
-      let got: number;
-      if (staged !== undefined && staged.count > 0) {
-        // Staged re-arms go with a poll that does not block, so they stay REARMING briefly.
-        got = room > 0 ? this.backend.rearmAndPoll(staged.rearms, this.raw, room) : (enableEach(this.backend, staged.rearms), 0);
-        staged.settle();
-      } else if (n === 0 && sleep !== 0 && this.queue.length === 0) {
-        // Count in as a sleeper before the last checks: a push, notify or close that misses
-        // this waiter's checks sees the count and wakes it.
-        Atomics.add(signals, SLEEPERS, 1);
-        const pending = this.queue.length !== 0 || Atomics.load(signals, NOTIFIED) !== 0 || this.lifetime.closed;
-        try {
-          got = this.backend.wait(this.raw, room, pending ? 0 : sleep);
-        } finally {
-          Atomics.sub(signals, SLEEPERS, 1);
-        }
-      } else {
-        got = room > 0 ? this.backend.wait(this.raw, room, 0) : 0;
-      }
-      n = this.claimKernelEvents(events, n, got);
-      n = this.claimQueued(events, n, events.capacity);
-      // No room left for the rest of the queue: hand it to another waiter.
-      if (this.queue.length !== 0 && Atomics.load(signals, SLEEPERS) > 0) this.backend.wake();
-      // The backend may have swallowed a wake-up meant for a close or a notify: pass it on.
-      if (this.lifetime.closed) {
-        this.backend.wake();
-        return n;
-      }
-      if (n > 0) {
-        if (Atomics.load(signals, NOTIFIED) !== 0 && Atomics.load(signals, SLEEPERS) > 0) this.backend.wake();
-        return n;
-      }
-      if (Atomics.exchange(signals, NOTIFIED, 0) !== 0) {
-        this.lastNotified = true;
-        return 0;
-      }
-      if (remaining === 0) return 0;
-      if (remaining > 0) {
-        remaining = Math.ceil(timeout - (performance.now() - start));
-        if (remaining <= 0) return 0;
-      }
-    }
-  }
-
-  /**
-   * Turns every passed deadline into a TIMEOUT force (queued if armed), and returns how long
-   * the kernel wait may sleep: `remaining`, cut short by the next deadline.
-   */
-  private fireDeadlines(remaining: number): number {
-    const deadlines = this.deadlines;
-    let due = deadlines.earliest();
-    if (due === NONE) return remaining;
-    const now = deadlines.now();
-    if (now >= due) {
-      deadlines.takeDue(now, this.forceTimeout);
-      due = deadlines.earliest();
-      if (due === NONE) return remaining;
-    }
-    const untilDue = Math.max(1, Math.ceil(due - now));
-    return remaining < 0 ? untilDue : Math.min(remaining, untilDue);
-  }
-
-  /** A deadline passed: force with TIMEOUT. (Bound once: takeDue calls it per deadline.) */
-  private readonly forceTimeout = (slot: number, gen: number): void => {
-    if (force(this.words, slot, gen, true) === FORCED_PUSH) this.queue.push(slot);
-  };
-
-  /** Claims the backend's `got` raw events into `events` from index n; returns the new count. */
-  private claimKernelEvents(events: Events, n: number, got: number): number {
-    const raw = this.raw;
-    const capacity = this.table.capacity;
-    for (let i = 0; i < got; i++) {
-      const key = raw.keys[i]!;
-      const slot = slotOfToken(key);
-      if (slot >= capacity) continue;
-      const gen = genOfToken(key);
-      const flags = claim(this.words, slot, gen, raw.readiness[i]!);
-      if (flags <= 0) continue;
-      events.tokens[n] = key;
-      events.flags[n] = flags & USER_FLAGS;
-      n++;
-      if (flags & MUST_FREE) this.freeSlot(slot, key, true);
-    }
-    return n;
-  }
-
-  /** Pops the ready queue into `events` from index n up to `limit`; returns the new count. */
-  private claimQueued(events: Events, n: number, limit: number): number {
-    while (n < limit) {
-      const slot = this.queue.pop();
-      if (slot < 0) return n;
-      const word = claimQueued(this.words, slot);
-      if (word === 0) continue;
-      const flags = deliveredFlags(word, 0);
-      const token = tokenOf(slot, genOf(word));
-      events.tokens[n] = token;
-      events.flags[n] = flags & USER_FLAGS;
-      n++;
-      if (flags & MUST_FREE) this.freeSlot(slot, token, true);
-    }
-    return n;
-  }
-
-  /**
-   * A DELETING slot: remove its kernel entry, then free it with the next generation. `retire`
-   * (a ONESHOT delivery) remembers the generation, so a rearm of it says why it fails.
-   */
-  private freeSlot(slot: number, token: number, retire: boolean): void {
-    const table = this.table;
-    try {
-      this.backend.remove(table.fds[slot]!, token);
-    } finally {
-      if (retire) table.retired[slot] = genOfToken(token);
-      this.deadlines.cancel(slot);
-      table.free(slot);
-    }
-  }
-
-  /** Queues a software delivery and wakes a sleeping waiter, if the reactor is still open. */
-  private pushReady(slot: number): void {
-    this.queue.push(slot);
-    if (Atomics.load(this.signals, SLEEPERS) === 0 || !this.lifetime.enter()) return;
-    try {
-      this.backend.wake();
-    } finally {
-      this.leave();
-    }
-  }
-
   private slotOf(token: number): number {
     if (typeof token !== 'number' || !Number.isSafeInteger(token) || token < 0) {
       throw new ReactorError('EINVAL', `a token is a non-negative safe integer returned by add(), got ${String(token)}`);
     }
     const slot = slotOfToken(token);
-    if (slot >= this.table.capacity) throw notLive(token);
+    if (slot >= this.capacity) throw notLive(token);
+    return slot;
+  }
+
+  /** The slot of a live token; ENOENT otherwise. */
+  private liveSlot(token: number): number {
+    const slot = this.slotOf(token);
+    if (!isLive(this.words, slot, genOfToken(token))) throw notLive(token);
     return slot;
   }
 
   private rearmError(token: number, slot: number, gen: number, dead: boolean): ReactorError {
-    if (this.lifetime.closed) return closedError();
+    if (this.closed) return closedError();
     if (!dead) {
       return new ReactorError('EINVAL', `token ${token} is not held by a handler: rearm only after wait() delivered it, once`);
     }
-    if (gen !== 0 && this.table.retired[slot] === gen) {
+    if (gen !== 0 && this.memory.table.retired[slot] === gen) {
       return new ReactorError('EINVAL', `token ${token} was a ONESHOT registration, freed at delivery: add the fd again instead`);
     }
     return notLive(token);
   }
-
-  private enter(): void {
-    if (this.lifetime.enter()) return;
-    if (this.staged !== undefined && this.staged.count > 0) this.staged.discard();
-    throw closedError();
-  }
-
-  private leave(): void {
-    if (this.lifetime.leave()) this.finalize();
-  }
-
-  /** The last user is gone: wait out any rearm still in its kernel call, then free the kernel objects. */
-  private finalize(): void {
-    const words = this.words;
-    for (let slot = 0; slot < words.length; slot++) {
-      for (let spins = 0; (Atomics.load(words, slot) & STATE) === REARMING; spins++) backOff(spins);
-    }
-    this.backend.close();
-  }
-}
-
-function notLive(token: number): ReactorError {
-  return new ReactorError('ENOENT', `token ${token} is not live: its registration was deleted, or freed at delivery`);
-}
-
-function closedError(): ReactorError {
-  return new ReactorError('ECLOSED', 'the reactor is closed: open a new one');
-}
-
-const pause = new Int32Array(new SharedArrayBuffer(4));
-
-/** Spin briefly, then sleep in growing steps; Atomics.wait is allowed on every Node thread. */
-function backOff(spins: number): void {
-  if (spins < 64) return;
-  Atomics.wait(pause, 0, 0, Math.min(1, (spins - 63) * 0.01));
 }

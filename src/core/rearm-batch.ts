@@ -17,7 +17,7 @@ export interface BatchOwner {
 
 /**
  * The re-arms one thread staged, each slot REARMING until the batch is applied (by the
- * backend's `rearmAndPoll`, or `enableEach`) and settled here: then each ends its REARMING as
+ * backend's `rearmAndPoll`, or `rearmEach`) and settled here: then each ends its REARMING as
  * an immediate rearm would, and one that failed goes back to its thread, flagged ERROR.
  */
 export class RearmBatch {
@@ -43,11 +43,11 @@ export class RearmBatch {
   settle(): void {
     const rearms = this.rearms;
     for (let i = 0; i < rearms.count; i++) {
-      const key = rearms.keys[i]!;
-      const slot = slotOfToken(key);
+      const token = rearms.tokens[i]!;
+      const slot = slotOfToken(token);
       if (rearms.errors[i] !== 0) {
         abortRearm(this.words, slot);
-        this.failed.push(key);
+        this.failed.push(token);
       } else if (endRearm(this.words, slot)) {
         this.owner.pushReady(slot);
       }
@@ -59,7 +59,7 @@ export class RearmBatch {
   /** The reactor closed with the batch unapplied: it never will be. */
   discard(): void {
     const rearms = this.rearms;
-    for (let i = 0; i < rearms.count; i++) abortRearm(this.words, slotOfToken(rearms.keys[i]!));
+    for (let i = 0; i < rearms.count; i++) abortRearm(this.words, slotOfToken(rearms.tokens[i]!));
     rearms.count = 0;
     this.owner.leave();
   }
@@ -69,7 +69,7 @@ export class RearmBatch {
     const failed = this.failed;
     while (failed.length > 0 && n < events.capacity) {
       events.tokens[n] = failed.shift()!;
-      events.flags[n++] = Ready.ERROR;
+      events.ready[n++] = Ready.ERROR;
     }
     return n;
   }

@@ -3,39 +3,15 @@
  * reactor's fd with Node's libuv (through koffi's uv_poll binding) and take events with
  * non-blocking waits, so the loop never blocks and no thread-pool slot is used.
  */
-import koffi from 'koffi';
 import type { Events } from '../core/events.js';
-
-/** The little of a reactor the loop integration needs. */
-export interface LoopSource {
-  /** Takes what is ready now (a wait with timeout 0), applying the re-arms staged before. */
-  poll(events: Events): number;
-  /** Applies the re-arms this thread staged (batchRearms), before the loop goes idle. */
-  flush(): void;
-  /** An fd that polls readable when `poll` would find something, or null (IOCP). */
-  readonly pollFd: number | null;
-  /** Milliseconds until the earliest deadline, or -1 when none is set. */
-  untilDeadline(): number;
-  /**
-   * Counts a watcher in: as a sleeper, so forces, notifications and new deadlines from other
-   * threads signal the poll fd, and as a user, so the kernel objects outlive the watch.
-   * False if the reactor is closed.
-   */
-  attachWatcher(): boolean;
-  detachWatcher(): void;
-  /** Whether the last `poll` returned because of a `notify`. */
-  readonly notified: boolean;
-  readonly closed: boolean;
-}
+import type { LoopDriver, LoopSource, StopWatching } from '../core/loop.js';
+import { pollReadable } from '../sys/uv.js';
 
 /** Batches, and milliseconds, handled per loop turn before yielding, so timers and I/O keep their turn. */
 const BATCHES_PER_TURN = 16;
 const MS_PER_TURN = 4;
 /** How often the fallback looks when the reactor has no pollable fd. */
 const FALLBACK_POLL_MS = 1;
-
-/** Stops a watch; idempotent. */
-export type StopWatching = () => void;
 
 /** What a look at the reactor found: nothing more now, more to take at once, or the end. */
 type Look = 'idle' | 'busy' | 'done';
@@ -51,7 +27,7 @@ function onReady(source: LoopSource, look: () => Look): StopWatching {
   }
   let stopped = false;
   let timer: NodeJS.Timeout | undefined;
-  const handle = source.pollFd === null ? undefined : koffi.node.poll(source.pollFd, { readable: true }, run);
+  const handle = source.pollFd === null ? undefined : pollReadable(source.pollFd, run);
 
   function run(): void {
     if (stopped) return;
@@ -81,7 +57,7 @@ function onReady(source: LoopSource, look: () => Look): StopWatching {
  * Calls onEvents(events, n) on the loop thread whenever the reactor delivers, until stopped or
  * the reactor is closed. Each delivery is held as usual: the handler re-arms or deletes it.
  */
-export function watch(source: LoopSource, events: Events, onEvents: (events: Events, n: number) => void): StopWatching {
+function watch(source: LoopSource, events: Events, onEvents: (events: Events, n: number) => void): StopWatching {
   return onReady(source, () => {
     const start = performance.now();
     try {
@@ -103,7 +79,7 @@ export function watch(source: LoopSource, events: Events, onEvents: (events: Eve
  * Resolves with the number of events delivered into `events`, or 0 on timeout, on `notify`, or
  * when the reactor is closed meanwhile.
  */
-export function waitAsync(source: LoopSource, events: Events, timeoutMs: number): Promise<number> {
+function waitAsync(source: LoopSource, events: Events, timeoutMs: number): Promise<number> {
   return new Promise((resolve) => {
     let timer: NodeJS.Timeout | undefined;
     let settled = false;
@@ -127,3 +103,6 @@ export function waitAsync(source: LoopSource, events: Events, timeoutMs: number)
     if (!settled && timeoutMs > 0) timer = setTimeout(() => settle(0), timeoutMs);
   });
 }
+
+/** Node's event loop, as the core's reactors use it. */
+export const nodeLoop: LoopDriver = { watch, waitAsync };

@@ -6,7 +6,10 @@
 import { ReactorError } from '../core/errors.js';
 import { checkFd } from '../core/flags.js';
 import type { AcceptResult, ListenOptions, NetImplementation, ShutdownHow } from './contract.js';
+import { platform } from '../sys/platform.js';
+import { posixSockets } from './posix.js';
 import { parseHost } from './sockaddr.js';
+import { winsock } from './winsock.js';
 
 export type { AcceptResult, ListenOptions, ShutdownHow } from './contract.js';
 
@@ -29,15 +32,15 @@ function unavailable(why: string): NetImplementation {
   };
 }
 
-const POSIX_PLATFORMS: ReadonlySet<string> = new Set(['linux', 'android', 'darwin', 'freebsd', 'openbsd', 'netbsd']);
+let chosen: NetImplementation | undefined;
 
-// Each implementation binds its OS's libraries when imported, so import only the platform's own.
-const impl: NetImplementation =
-  process.platform === 'win32'
-    ? (await import('./winsock.js')).winsock
-    : POSIX_PLATFORMS.has(process.platform)
-      ? (await import('./posix.js')).posix
-      : unavailable(`evdispatch/net does not support ${process.platform}`);
+/** This platform's sockets, bound on first use. */
+function impl(): NetImplementation {
+  if (chosen !== undefined) return chosen;
+  const api = platform.sockets;
+  chosen = api === 'winsock' ? winsock : api === 'posix' ? posixSockets() : unavailable(`evdispatch/net does not support ${platform.os}`);
+  return chosen;
+}
 
 const DEFAULT_BACKLOG = 511; // as Node's net and libuv
 
@@ -99,7 +102,7 @@ export function listen(host: string, port: number, options: ListenOptions = {}):
   if (typeof reusePort !== 'boolean') {
     throw new ReactorError('EINVAL', `reusePort must be a boolean, got ${String(options.reusePort)}`);
   }
-  return impl.listen(address, port, backlog, reusePort);
+  return impl().listen(address, port, backlog, reusePort);
 }
 
 /**
@@ -110,7 +113,7 @@ export function listen(host: string, port: number, options: ListenOptions = {}):
  * const port = localPort(listen('::1', 0));
  */
 export function localPort(fd: number): number {
-  return impl.localPort(checkFd(fd));
+  return impl().localPort(checkFd(fd));
 }
 
 /**
@@ -135,7 +138,7 @@ export function accept(listenFd: number, into: Int32Array): AcceptResult {
   if (!(into instanceof Int32Array) || into.length === 0) {
     throw new ReactorError('EINVAL', `into must be a non-empty Int32Array for the accepted sockets, got ${typeName(into)}`);
   }
-  return impl.accept(listenFd, into);
+  return impl().accept(listenFd, into);
 }
 
 /**
@@ -152,7 +155,7 @@ export function accept(listenFd: number, into: Int32Array): AcceptResult {
  */
 export function connect(host: string, port: number): number {
   const address = parseHost(host);
-  return impl.connect(address, checkPort(port, false));
+  return impl().connect(address, checkPort(port, false));
 }
 
 /**
@@ -171,7 +174,7 @@ export function recv(fd: number, buf: Uint8Array, offset: number = 0, length?: n
   if (len === 0) {
     throw new ReactorError('EINVAL', 'recv needs room for at least 1 byte: a read of 0 bytes would look like end of stream');
   }
-  return impl.recv(fd, buf, offset, len);
+  return impl().recv(fd, buf, offset, len);
 }
 
 /**
@@ -187,7 +190,7 @@ export function recv(fd: number, buf: Uint8Array, offset: number = 0, length?: n
 export function send(fd: number, buf: Uint8Array, offset: number = 0, length?: number): number {
   checkFd(fd);
   const len = checkBuffer(buf, offset, length);
-  return impl.send(fd, buf, offset, len);
+  return impl().send(fd, buf, offset, len);
 }
 
 /**
@@ -202,7 +205,7 @@ export function shutdown(fd: number, how: ShutdownHow): void {
   if (how !== 'read' && how !== 'write' && how !== 'both') {
     throw new ReactorError('EINVAL', `how must be 'read', 'write' or 'both', got ${String(how)}`);
   }
-  impl.shutdown(fd, how);
+  impl().shutdown(fd, how);
 }
 
 /**
@@ -215,7 +218,7 @@ export function shutdown(fd: number, how: ShutdownHow): void {
  * close(fd);
  */
 export function close(fd: number): void {
-  impl.close(checkFd(fd));
+  impl().close(checkFd(fd));
 }
 
 /**
@@ -227,7 +230,7 @@ export function close(fd: number): void {
 export function setNoDelay(fd: number, on: boolean): void {
   checkFd(fd);
   if (typeof on !== 'boolean') throw new ReactorError('EINVAL', `on must be a boolean, got ${String(on)}`);
-  impl.setNoDelay(fd, on);
+  impl().setNoDelay(fd, on);
 }
 
 /**
@@ -239,5 +242,5 @@ export function setNoDelay(fd: number, on: boolean): void {
  * if (err !== null) throw new Error(`connect failed: ${err}`);
  */
 export function socketError(fd: number): string | null {
-  return impl.socketError(checkFd(fd));
+  return impl().socketError(checkFd(fd));
 }

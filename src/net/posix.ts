@@ -3,7 +3,8 @@
  * TCP, every socket close-on-exec. Arguments arrive checked by `index.ts`.
  */
 import { ReactorError } from '../core/errors.js';
-import { close as closeFd, Errno, errno, errnoName, libc, read, syscallError } from '../backends/ffi/posix.js';
+import { Errno, errno, errnoName, files, libc, syscallError } from '../sys/posix.js';
+import { platform } from '../sys/platform.js';
 import type { AcceptResult, NetImplementation, ShutdownHow } from './contract.js';
 import {
   decodeSockaddr,
@@ -139,30 +140,43 @@ export function socketConstants(platform: string, arch: string): SocketConstants
   }
 }
 
-const K = socketConstants(process.platform, process.arch);
+const K = socketConstants(platform.os, platform.arch);
 
 type Fn<A extends unknown[]> = (...args: A) => number;
 type Buf = ArrayBufferView | null;
 
-const socket = libc.func('int socket(int domain, int type, int protocol)') as Fn<[number, number, number]>;
-const bind = libc.func('int bind(int fd, void *addr, uint32_t len)') as Fn<[number, Uint8Array, number]>;
-const listenFn = libc.func('int listen(int fd, int backlog)') as Fn<[number, number]>;
-const connectFn = libc.func('int connect(int fd, void *addr, uint32_t len)') as Fn<[number, Uint8Array, number]>;
-const acceptFn = libc.func('int accept(int fd, void *addr, void *len)') as Fn<[number, Buf, Buf]>;
-const accept4 = K?.accept4
-  ? (libc.func('int accept4(int fd, void *addr, void *len, int flags)') as Fn<[number, Buf, Buf, number]>)
-  : undefined;
-const getsockname = libc.func('int getsockname(int fd, void *addr, void *len)') as Fn<[number, Uint8Array, Uint32Array]>;
-const getsockopt = libc.func('int getsockopt(int fd, int level, int name, void *value, void *len)') as Fn<
-  [number, number, number, Int32Array, Uint32Array]
->;
-const setsockopt = libc.func('int setsockopt(int fd, int level, int name, void *value, uint32_t len)') as Fn<
-  [number, number, number, Int32Array, number]
->;
-const sendFn = libc.func('long send(int fd, void *buf, size_t len, int flags)') as Fn<[number, Uint8Array, number, number]>;
-const shutdownFn = libc.func('int shutdown(int fd, int how)') as Fn<[number, number]>;
+let socket: Fn<[number, number, number]>;
+let bind: Fn<[number, Uint8Array, number]>;
+let listenFn: Fn<[number, number]>;
+let connectFn: Fn<[number, Uint8Array, number]>;
+let acceptFn: Fn<[number, Buf, Buf]>;
+let accept4: Fn<[number, Buf, Buf, number]> | undefined;
+let getsockname: Fn<[number, Uint8Array, Uint32Array]>;
+let getsockopt: Fn<[number, number, number, Int32Array, Uint32Array]>;
+let setsockopt: Fn<[number, number, number, Int32Array, number]>;
+let sendFn: Fn<[number, Uint8Array, number, number]>;
+let shutdownFn: Fn<[number, number]>;
 /** Variadic in C: on Apple arm64 the third argument goes on the stack, so it is declared `...`. */
-const fcntl = libc.func('int fcntl(int fd, int cmd, ...)') as Fn<[number, number, ...(string | number)[]]>;
+let fcntl: Fn<[number, number, ...(string | number)[]]>;
+
+/** Binds the socket calls, once, on first use: importing this file binds nothing. */
+function bindCalls(): void {
+  const lib = libc();
+  socket = lib.func('int socket(int domain, int type, int protocol)') as typeof socket;
+  bind = lib.func('int bind(int fd, void *addr, uint32_t len)') as typeof bind;
+  listenFn = lib.func('int listen(int fd, int backlog)') as typeof listenFn;
+  connectFn = lib.func('int connect(int fd, void *addr, uint32_t len)') as typeof connectFn;
+  acceptFn = lib.func('int accept(int fd, void *addr, void *len)') as typeof acceptFn;
+  accept4 = K?.accept4
+    ? (lib.func('int accept4(int fd, void *addr, void *len, int flags)') as NonNullable<typeof accept4>)
+    : undefined;
+  getsockname = lib.func('int getsockname(int fd, void *addr, void *len)') as typeof getsockname;
+  getsockopt = lib.func('int getsockopt(int fd, int level, int name, void *value, void *len)') as typeof getsockopt;
+  setsockopt = lib.func('int setsockopt(int fd, int level, int name, void *value, uint32_t len)') as typeof setsockopt;
+  sendFn = lib.func('long send(int fd, void *buf, size_t len, int flags)') as typeof sendFn;
+  shutdownFn = lib.func('int shutdown(int fd, int how)') as typeof shutdownFn;
+  fcntl = lib.func('int fcntl(int fd, int cmd, ...)') as typeof fcntl;
+}
 
 // Per-thread scratch for the structs passed by pointer; every call fills what it reads.
 const addrBuf = new Uint8Array(SOCKADDR_STORAGE_SIZE);
@@ -213,7 +227,7 @@ const ACCEPT_REPORT = errnoSet(['EMFILE', 'ENFILE', 'ENOBUFS', 'ENOMEM']);
 
 function constants(): SocketConstants {
   if (K === undefined) {
-    throw new ReactorError('ENOSYS', `evdispatch/net has no socket constants for ${process.platform} on ${process.arch}`);
+    throw new ReactorError('ENOSYS', `evdispatch/net has no socket constants for ${platform.os} on ${platform.arch}`);
   }
   return K;
 }
@@ -257,7 +271,7 @@ function openSocket(k: SocketConstants, address: IpAddress): number {
   }
   const e = prepare(k, fd);
   if (e !== 0) {
-    closeFd(fd);
+    files().close(fd);
     throw syscallError(prepareCall, e, `could not make socket ${fd} non-blocking, close-on-exec and free of SIGPIPE`);
   }
   return fd;
@@ -289,7 +303,7 @@ function listen(address: IpAddress, port: number, backlog: number, reusePort: bo
     }
     if (listenFn(fd, backlog) < 0) throw syscallError('listen', errno(), `could not listen on ${where}`);
   } catch (e) {
-    closeFd(fd);
+    files().close(fd);
     throw e;
   }
   return fd;
@@ -318,7 +332,7 @@ function accept(listenFd: number, into: Int32Array): AcceptResult {
   while (count < into.length) {
     const fd = accept4 !== undefined ? accept4(listenFd, null, null, k.SOCK_NONBLOCK | k.SOCK_CLOEXEC) : acceptFn(listenFd, null, null);
     const e = fd < 0 ? errno() : prepare(k, fd);
-    if (fd >= 0 && e !== 0) closeFd(fd); // a new socket fcntl refuses: handled as a failed accept
+    if (fd >= 0 && e !== 0) files().close(fd); // a new socket fcntl refuses: handled as a failed accept
     if (e === 0) {
       into[count++] = fd;
       continue;
@@ -350,7 +364,7 @@ function connect(address: IpAddress, port: number): number {
   const e = errno();
   // EINTR: a non-blocking connect goes on in the background, the same as EINPROGRESS.
   if (e === EINPROGRESS || e === EINTR) return fd;
-  closeFd(fd);
+  files().close(fd);
   throw syscallError('connect', e, `could not connect to ${formatIp(address)} port ${port}`);
 }
 
@@ -358,7 +372,7 @@ function connect(address: IpAddress, port: number): number {
 function recv(fd: number, buf: Uint8Array, offset: number, length: number): number {
   const view = offset === 0 ? buf : buf.subarray(offset);
   for (;;) {
-    const n = read(fd, view, length);
+    const n = files().read(fd, view, length);
     if (n >= 0) return n;
     const e = errno();
     if (wouldBlock(e)) return -1;
@@ -410,7 +424,7 @@ function shutdown(fd: number, how: ShutdownHow): void {
  * leave nothing to do.
  */
 function close(fd: number): void {
-  if (closeFd(fd) === 0) return;
+  if (files().close(fd) === 0) return;
   const e = errno();
   if (e === EBADF) throw syscallError('close', e, `fd ${fd} is not an open file descriptor (closed twice?)`);
 }
@@ -430,8 +444,7 @@ function socketError(fd: number): string | null {
   return value === 0 ? null : errnoName(value);
 }
 
-/** The POSIX implementation of the net contract. */
-export const posix: NetImplementation = {
+const implementation: NetImplementation = {
   listen,
   localPort,
   accept,
@@ -443,3 +456,14 @@ export const posix: NetImplementation = {
   setNoDelay,
   socketError,
 };
+
+let bound = false;
+
+/** The POSIX implementation of the net contract, its calls bound on first use. */
+export function posixSockets(): NetImplementation {
+  if (!bound) {
+    bindCalls();
+    bound = true;
+  }
+  return implementation;
+}

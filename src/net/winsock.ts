@@ -47,7 +47,7 @@ import {
   win32Error,
   win32ErrnoName,
   type Win32,
-} from '../backends/ffi/win32.js';
+} from '../sys/win32.js';
 import type { AcceptResult, NetImplementation, ShutdownHow } from './contract.js';
 import { decodeSockaddr, encodeSockaddr, formatIp, SOCKADDR_STORAGE_SIZE, WINDOWS_SOCKADDR, type IpAddress } from './sockaddr.js';
 

@@ -6,34 +6,11 @@ import { resolve } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { Worker } from 'node:worker_threads';
 import { ReactorError } from '../core/errors.js';
-import { Reactor, type ReactorHandle } from '../core/reactor.js';
-import type { ThreadData, ThreadMessage } from './thread.js';
+import type { ReactorHandle } from '../core/memory.js';
+import { Reactor } from '../reactor.js';
+import { ABORT, START, type PostedError, type ThreadData, type ThreadMessage } from './protocol.js';
 
-/** What a handler module's `setup` (or `handle`) gets, in its own thread. */
-export interface WorkerContext<D = unknown> {
-  /** The reactor, attached in this thread. */
-  readonly reactor: Reactor;
-  /** This thread's index, 0 to `threads - 1`. */
-  readonly index: number;
-  /** This thread's `worker_threads` id. */
-  readonly threadId: number;
-  /** How many threads the pool runs. */
-  readonly threads: number;
-  /** The pool's `data` option, structured-cloned into this thread. */
-  readonly data: D;
-}
-
-/** Handles one delivered event: `flags` are its `Ready` bits. */
-export type EventHandler = (token: number, flags: number) => void;
-
-/**
- * The shape of a handler module: it exports `setup`, called once per thread, returning that
- * thread's handler; or `handle`, called for every event with the thread's context.
- */
-export interface HandlerModule<D = unknown> {
-  setup?(context: WorkerContext<D>): EventHandler | Promise<EventHandler>;
-  handle?(context: WorkerContext<D>, token: number, flags: number): void;
-}
+export type { EventHandler, HandlerModule, WorkerContext } from './protocol.js';
 
 /** Options of `runWorkers`. */
 export interface RunWorkersOptions<D = unknown> {
@@ -100,20 +77,16 @@ export class HandlerError extends Error {
     /** The token being handled; undefined when `setup` (or the thread itself) failed. */
     readonly token: number | undefined,
     /** The Ready bits of that delivery. */
-    readonly flags: number | undefined,
+    readonly ready: number | undefined,
     cause: Error,
   ) {
-    const where = token === undefined ? 'outside a handler' : `handling token ${token} (flags ${flags})`;
+    const where = token === undefined ? 'outside a handler' : `handling token ${token} (ready ${ready})`;
     super(`thread ${index} (threadId ${threadId}) failed ${where}: ${cause.message}`, { cause });
     this.name = 'HandlerError';
   }
 }
 
 const MAX_THREADS = 256;
-/** Values of ThreadData.start[0]: waiting, go, give up (a setup failed). */
-export const WAITING = 0;
-export const START = 1;
-export const ABORT = 2;
 const KEPT_ERRORS = 100;
 const THREAD = new URL('./thread.js', import.meta.url);
 
@@ -131,7 +104,7 @@ const THREAD = new URL('./thread.js', import.meta.url);
  * // handler.js, imported by each thread:
  * export function setup({ reactor, index }) {
  *   const buf = new Uint8Array(65536);
- *   return (token, flags) => {
+ *   return (token, ready) => {
  *     // ...read, write; then hand the event back (or reactor.delete(token) and close):
  *     reactor.rearm(token);
  *   };
@@ -250,7 +223,7 @@ function follow(
       if (m.kind === 'ready') onReady();
       else if (m.kind === 'done') events = m.events;
       else if (m.token === undefined) fail(revive(m.error));
-      else report(new HandlerError(index, threadId, m.token, m.flags, revive(m.error)), false);
+      else report(new HandlerError(index, threadId, m.token, m.ready, revive(m.error)), false);
     });
     worker.on('error', fail);
     worker.on('exit', (code) => {
@@ -262,13 +235,6 @@ function follow(
 }
 
 /** An error as a thread posted it: structured cloning would drop `code`, so it comes as fields. */
-export interface PostedError {
-  readonly name: string;
-  readonly message: string;
-  readonly stack: string | undefined;
-  readonly code: unknown;
-}
-
 function revive(posted: PostedError): Error {
   const e = new Error(posted.message);
   e.name = posted.name;

@@ -2,29 +2,17 @@
 import { isMainThread, parentPort, threadId, workerData } from 'node:worker_threads';
 import { ReactorError } from '../core/errors.js';
 import { Events } from '../core/events.js';
-import { Reactor, type ReactorHandle } from '../core/reactor.js';
-import { START, WAITING, type EventHandler, type HandlerModule, type PostedError, type WorkerContext } from './pool.js';
-
-/** What the pool hands each thread. */
-export interface ThreadData {
-  readonly reactor: ReactorHandle;
-  readonly moduleUrl: string;
-  readonly data: unknown;
-  readonly index: number;
-  readonly threads: number;
-  readonly batch: number;
-  readonly batchRearms: boolean;
-  /** One counter per thread, written by its thread after each batch, read by the pool. */
-  readonly eventCounts: BigInt64Array;
-  /** Set by the pool once every thread is set up: START, or ABORT when one failed. */
-  readonly start: Int32Array;
-}
-
-/** What a thread tells the pool; an error without a token is a failed setup. */
-export type ThreadMessage =
-  | { readonly kind: 'ready' }
-  | { readonly kind: 'error'; readonly token: number | undefined; readonly flags: number | undefined; readonly error: PostedError }
-  | { readonly kind: 'done'; readonly events: number };
+import { Reactor } from '../reactor.js';
+import {
+  START,
+  WAITING,
+  type EventHandler,
+  type HandlerModule,
+  type PostedError,
+  type ThreadData,
+  type ThreadMessage,
+  type WorkerContext,
+} from './protocol.js';
 
 function post(message: ThreadMessage): void {
   parentPort!.postMessage(message);
@@ -40,12 +28,12 @@ async function setUp(context: WorkerContext, moduleUrl: string): Promise<EventHa
   const mod = (await import(moduleUrl)) as HandlerModule;
   if (typeof mod.setup === 'function') {
     const handler = await mod.setup(context);
-    if (typeof handler !== 'function') throw new TypeError(`setup() of ${moduleUrl} must return a (token, flags) => void handler`);
+    if (typeof handler !== 'function') throw new TypeError(`setup() of ${moduleUrl} must return a (token, ready) => void handler`);
     return handler;
   }
   const handle = mod.handle;
-  if (typeof handle === 'function') return (token, flags) => handle(context, token, flags);
-  throw new TypeError(`${moduleUrl} exports neither setup(context) nor handle(context, token, flags)`);
+  if (typeof handle === 'function') return (token, ready) => handle(context, token, ready);
+  throw new TypeError(`${moduleUrl} exports neither setup(context) nor handle(context, token, ready)`);
 }
 
 /** Waits and dispatches until the reactor closes; returns how many events it handled. */
@@ -63,13 +51,13 @@ function serve(reactor: Reactor, handler: EventHandler, batch: number, counter: 
     // Every delivered event goes to the handler, even after a close: it may be holding state.
     for (let i = 0; i < n; i++) {
       const token = ev.tokens[i]!;
-      const flags = ev.flags[i]!;
+      const ready = ev.ready[i]!;
       try {
-        handler(token, flags);
+        handler(token, ready);
       } catch (e) {
         // The pool is closing: the handler's rearm or delete found the reactor closed.
         if (reactor.closed && e instanceof ReactorError && e.code === 'ECLOSED') continue;
-        post({ kind: 'error', token, flags, error: posted(e) });
+        post({ kind: 'error', token, ready, error: posted(e) });
       }
     }
     events += n;
@@ -83,7 +71,7 @@ const data = workerData as ThreadData;
 const reactor = Reactor.attach(data.reactor, { batchRearms: data.batchRearms });
 const context: WorkerContext = { reactor, index: data.index, threadId, threads: data.threads, data: data.data };
 const handler = await setUp(context, data.moduleUrl).catch((e: unknown) => {
-  post({ kind: 'error', token: undefined, flags: undefined, error: posted(e) });
+  post({ kind: 'error', token: undefined, ready: undefined, error: posted(e) });
   return undefined;
 });
 if (handler !== undefined) {

@@ -54,7 +54,7 @@ export const batchScenarios: Scenario[] = [
           close(a); // the registration's fd goes away before the re-arm is applied
           assert.equal(r.wait(ev, 1000), 1);
           assert.equal(ev.token(0), t);
-          assert.equal(ev.flag(0) & Ready.ERROR, Ready.ERROR, 'the failed re-arm is handed back, flagged ERROR');
+          assert.equal(ev.readiness(0) & Ready.ERROR, Ready.ERROR, 'the failed re-arm is handed back, flagged ERROR');
           r.delete(t); // held again by this thread: it may delete it
           expectCode(() => r.rearm(t), 'ENOENT');
         },

@@ -24,7 +24,7 @@ export const deadlineScenarios: Scenario[] = [
         assert.equal(r.wait(ev, 5000), 1);
         const elapsed = performance.now() - start;
         assert.equal(ev.token(0), t);
-        assert.equal(ev.flag(0), TIMED_OUT);
+        assert.equal(ev.readiness(0), TIMED_OUT);
         assert.ok(elapsed >= 49, `fired after ${elapsed.toFixed(1)} ms, before its 50 ms`);
         assert.ok(elapsed < 2000, `fired after ${elapsed.toFixed(1)} ms`);
         r.rearm(t);
@@ -41,10 +41,10 @@ export const deadlineScenarios: Scenario[] = [
         assert.equal(r.wait(ev, 30), 0, 'never delivered while the handler holds it');
         r.rearm(t);
         assert.equal(r.wait(ev, 1000), 1);
-        assert.equal(ev.flag(0) & TIMED_OUT, TIMED_OUT, 'delivered right after the rearm');
+        assert.equal(ev.readiness(0) & TIMED_OUT, TIMED_OUT, 'delivered right after the rearm');
         r.rearm(t);
         assert.equal(r.wait(ev, 1000), 1);
-        assert.equal(ev.flag(0), Ready.READABLE, 'then plain readiness again: the timeout came once');
+        assert.equal(ev.readiness(0), Ready.READABLE, 'then plain readiness again: the timeout came once');
       }),
   },
   {
@@ -74,7 +74,7 @@ export const deadlineScenarios: Scenario[] = [
         r.setDeadline(t, 0);
         await sleep(5); // past due before the wait: it fires while the force is still pending
         assert.equal(r.wait(ev, 1000), 1);
-        assert.equal(ev.flag(0), TIMED_OUT, 'one delivery carries both');
+        assert.equal(ev.readiness(0), TIMED_OUT, 'one delivery carries both');
         assert.equal(r.wait(ev, 50), 0);
       }),
   },
@@ -129,7 +129,7 @@ export const deadlineScenarios: Scenario[] = [
             const n = r.wait(ev, 500);
             if (n === 0 && [...due.values()].every((v) => v > 0)) break;
             for (let i = 0; i < n; i++) {
-              assert.equal(ev.flag(i), TIMED_OUT);
+              assert.equal(ev.readiness(i), TIMED_OUT);
               due.set(ev.token(i), due.get(ev.token(i))! + 1);
               late = Math.max(late, performance.now() - start);
             }

@@ -15,7 +15,7 @@ export const dispatchScenarios: Scenario[] = [
         send(b, 'ping');
         assert.equal(r.wait(ev, 1000), 1);
         assert.equal(ev.token(0), t);
-        assert.equal(ev.flag(0), Ready.READABLE);
+        assert.equal(ev.readiness(0), Ready.READABLE);
         send(b, 'more');
         assert.equal(r.wait(ev, 50), 0, 'disabled on delivery: no second event before rearm');
       }),
@@ -33,7 +33,7 @@ export const dispatchScenarios: Scenario[] = [
         assert.equal(r.wait(ev, 50), 0, 'nothing left to read, nothing delivered');
         send(b, 'y');
         assert.equal(r.wait(ev, 1000), 1, 'new data after the rearm is delivered');
-        assert.equal(ev.flag(0), Ready.READABLE);
+        assert.equal(ev.readiness(0), Ready.READABLE);
       }),
   },
   {
@@ -44,7 +44,7 @@ export const dispatchScenarios: Scenario[] = [
         const t = r.add(a, Interest.WRITABLE);
         assert.equal(r.wait(ev, 1000), 1);
         assert.equal(ev.token(0), t);
-        assert.equal(ev.flag(0), Ready.WRITABLE);
+        assert.equal(ev.readiness(0), Ready.WRITABLE);
       }),
   },
   {
@@ -54,18 +54,18 @@ export const dispatchScenarios: Scenario[] = [
         const [a, b] = pair();
         const t = r.add(a, Interest.WRITABLE);
         assert.equal(r.wait(ev, 1000), 1);
-        assert.equal(ev.flag(0), Ready.WRITABLE);
+        assert.equal(ev.readiness(0), Ready.WRITABLE);
         r.rearm(t, Interest.READABLE);
         assert.equal(r.wait(ev, 50), 0, 'writable no longer wanted, nothing to read yet');
         send(b, 'x');
         assert.equal(r.wait(ev, 1000), 1);
-        assert.equal(ev.flag(0), Ready.READABLE);
+        assert.equal(ev.readiness(0), Ready.READABLE);
         r.rearm(t, Interest.BOTH);
         assert.equal(r.wait(ev, 1000), 1);
-        assert.equal(ev.flag(0), Ready.READABLE | Ready.WRITABLE);
+        assert.equal(ev.readiness(0), Ready.READABLE | Ready.WRITABLE);
         r.rearm(t);
         assert.equal(r.wait(ev, 1000), 1, 'rearm without an interest keeps the last one');
-        assert.equal(ev.flag(0), Ready.READABLE | Ready.WRITABLE);
+        assert.equal(ev.readiness(0), Ready.READABLE | Ready.WRITABLE);
       }),
   },
   {
@@ -81,7 +81,7 @@ export const dispatchScenarios: Scenario[] = [
         const seen = new Map<number, number>();
         for (let tries = 0; seen.size < 2 && tries < 10; tries++) {
           const n = r.wait(ev, 1000);
-          for (let i = 0; i < n; i++) seen.set(ev.token(i), ev.flag(i));
+          for (let i = 0; i < n; i++) seen.set(ev.token(i), ev.readiness(i));
         }
         assert.ok((seen.get(ta)! & Ready.HANGUP) !== 0, `peer closed: got flags ${seen.get(ta)}`);
         assert.ok((seen.get(tc)! & Ready.HANGUP) !== 0, `peer shut down its write side: got flags ${seen.get(tc)}`);
@@ -98,7 +98,7 @@ export const dispatchScenarios: Scenario[] = [
         send(b, 'x');
         assert.equal(r.wait(ev, 1000), 1);
         assert.equal(ev.token(0), t);
-        assert.equal(ev.flag(0), Ready.READABLE);
+        assert.equal(ev.readiness(0), Ready.READABLE);
         expectCode(() => r.rearm(t), 'EINVAL');
         expectCode(() => r.forceOneShot(t), 'ENOENT');
         expectCode(() => r.delete(t), 'ENOENT');

@@ -15,7 +15,7 @@ export const forceScenarios: Scenario[] = [
         assert.equal(r.forceOneShot(t), false, 'a second force before delivery returns false');
         assert.equal(r.wait(ev, 1000), 1);
         assert.equal(ev.token(0), t);
-        assert.equal(ev.flag(0), Ready.FORCED, 'forced with no readiness: FORCED alone');
+        assert.equal(ev.readiness(0), Ready.FORCED, 'forced with no readiness: FORCED alone');
         assert.equal(r.wait(ev, 50), 0, 'delivered exactly once');
         r.rearm(t);
         assert.equal(r.wait(ev, 50), 0, 'the force is spent: the rearm brings nothing back');
@@ -32,15 +32,15 @@ export const forceScenarios: Scenario[] = [
         r.rearm(t);
         assert.equal(r.wait(ev, 1000), 1);
         assert.equal(ev.token(0), t);
-        assert.ok(ev.flag(0) & Ready.FORCED, 'delivered right after the rearm, flagged FORCED');
+        assert.ok(ev.readiness(0) & Ready.FORCED, 'delivered right after the rearm, flagged FORCED');
         assert.equal(r.wait(ev, 50), 0, 'once');
         assert.equal(r.forceOneShot(t), true, 'a new force is accepted once the last was delivered');
         r.rearm(t);
         assert.equal(r.wait(ev, 1000), 1);
-        assert.equal(ev.flag(0) & Ready.FORCED, Ready.FORCED, 'the second force');
+        assert.equal(ev.readiness(0) & Ready.FORCED, Ready.FORCED, 'the second force');
         r.rearm(t);
         assert.equal(r.wait(ev, 1000), 1);
-        assert.equal(ev.flag(0), Ready.READABLE, 'the unread data is still delivered: a force hides no readiness');
+        assert.equal(ev.readiness(0), Ready.READABLE, 'the unread data is still delivered: a force hides no readiness');
       }),
   },
   {
@@ -75,7 +75,7 @@ export const forceScenarios: Scenario[] = [
         assert.equal(r.forceOneShot(t2), true);
         assert.equal(r.wait(ev, 1000), 1);
         assert.equal(ev.token(0), t2);
-        assert.equal(ev.flag(0), Ready.FORCED);
+        assert.equal(ev.readiness(0), Ready.FORCED);
       }),
   },
 ];

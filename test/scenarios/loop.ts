@@ -59,7 +59,7 @@ export const loopScenarios: Scenario[] = [
         const tc = r.add(c, Interest.READABLE);
         const seen: Array<[number, number]> = [];
         const stop = r.watch((ev, n) => {
-          for (let i = 0; i < n; i++) seen.push([ev.token(i), ev.flag(i)]);
+          for (let i = 0; i < n; i++) seen.push([ev.token(i), ev.readiness(i)]);
         });
         r.forceOneShot(ta);
         r.setDeadline(tc, 30);
@@ -92,7 +92,7 @@ export const loopScenarios: Scenario[] = [
           const stop = r.watch((ev, n) => {
             for (let i = 0; i < n; i++) {
               const slot = slotOf(ev.token(i));
-              counters.enter(slot, ev.flag(i), Ready.FORCED);
+              counters.enter(slot, ev.readiness(i), Ready.FORCED);
               counters.leave(slot);
               r.rearm(ev.token(i));
             }

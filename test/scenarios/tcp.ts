@@ -17,7 +17,7 @@ function collect(r: Reactor, ev: Events, want: readonly number[], timeoutMs = 50
     const n = r.wait(ev, left);
     for (let i = 0; i < n; i++) {
       assert.ok(!seen.has(ev.token(i)), `token ${ev.token(i)} delivered twice without a rearm`);
-      seen.set(ev.token(i), ev.flag(i));
+      seen.set(ev.token(i), ev.readiness(i));
     }
   }
   return seen;

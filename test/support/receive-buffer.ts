@@ -2,9 +2,9 @@
  * SO_RCVBUF for the tests (POSIX only): a reader with a small receive buffer fills it at once,
  * so its peer's sends come up short as soon as the reader slows down.
  */
-import { errno, errnoName, libc } from '../../src/backends/ffi/posix.js';
+import { errno, errnoName, libc } from '../../src/sys/posix.js';
 
-const setsockopt = libc.func('int setsockopt(int fd, int level, int name, _In_ int *value, uint32_t len)') as (
+const setsockopt = libc().func('int setsockopt(int fd, int level, int name, _In_ int *value, uint32_t len)') as (
   fd: number,
   level: number,
   name: number,

@@ -11,8 +11,8 @@ export const socketPair: () => [number, number] =
 
 /** socketpair(2) through the same libc the backends use (Linux values; loaded only off Windows). */
 async function unixPairs(): Promise<() => [number, number]> {
-  const { errno, libc } = await import('../../src/backends/ffi/posix.js');
-  const socketpair = libc.func('int socketpair(int domain, int type, int protocol, _Out_ int *sv)') as (
+  const { errno, libc } = await import('../../src/sys/posix.js');
+  const socketpair = libc().func('int socketpair(int domain, int type, int protocol, _Out_ int *sv)') as (
     domain: number,
     type: number,
     protocol: number,

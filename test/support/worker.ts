@@ -73,7 +73,7 @@ function waitOnce(timeoutMs: number, capacity: number, readState: boolean): Task
     ended = 'closed';
   }
   const tokens = Array.from(ev.tokens.subarray(0, n));
-  const flags = Array.from(ev.flags.subarray(0, n));
+  const flags = Array.from(ev.ready.subarray(0, n));
   const elapsedMs = performance.now() - start;
   if (!readState || n === 0) return { threadId, n, tokens, flags, elapsedMs, ended };
   const bytes = r.state(tokens[0]!).subarray(4);
@@ -97,7 +97,7 @@ function serve(t: Extract<Task, { kind: 'serve' }>): TaskResult {
     for (let i = 0; i < n; i++) {
       const token = ev.tokens[i]!;
       const slot = slotOf(token);
-      counters.enter(slot, ev.flags[i]!, Ready.FORCED);
+      counters.enter(slot, ev.ready[i]!, Ready.FORCED);
       for (let s = 0; s < t.holdSpins; s++) Atomics.load(counters.active, slot);
       if (t.read) drain(t.fds[slot]!);
       counters.leave(slot);
@@ -127,7 +127,7 @@ function pingPong(t: Extract<Task, { kind: 'pingPong' }>): TaskResult {
     for (let i = 0; i < n; i++) {
       const token = ev.tokens[i]!;
       const slot = slotOf(token);
-      counters.enter(slot, ev.flags[i]!, Ready.FORCED);
+      counters.enter(slot, ev.ready[i]!, Ready.FORCED);
       const fd = t.fds[slot]!;
       const got = recv(fd, ball);
       if (got > 0) {

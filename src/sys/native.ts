@@ -2,6 +2,7 @@
 import koffi from 'koffi';
 import { existsSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
+import { platform } from './platform.js';
 
 /** The interface version this code expects of the C side (evd_version). */
 const VERSION = 1;
@@ -23,12 +24,12 @@ export interface Native {
 
 /** prebuildify's layout: prebuilds/<platform>-<arch>/evdispatch.node at the package root. */
 function prebuildPath(): string {
-  // This file runs as build/src/native/load.js.
-  return fileURLToPath(new URL(`../../../prebuilds/${process.platform}-${process.arch}/evdispatch.node`, import.meta.url));
+  // This file runs as build/src/sys/native.js.
+  return fileURLToPath(new URL(`../../../prebuilds/${platform.os}-${platform.arch}/evdispatch.node`, import.meta.url));
 }
 
 function load(): Native | undefined {
-  if (process.env['EVDISPATCH_NATIVE'] === '0' || process.platform !== 'linux') return undefined;
+  if (process.env['EVDISPATCH_NATIVE'] === '0' || !platform.nativeHelper) return undefined;
   const path = prebuildPath();
   if (!existsSync(path)) return undefined;
   try {
@@ -47,8 +48,13 @@ function load(): Native | undefined {
   }
 }
 
+let loaded: { readonly native: Native | undefined } | undefined;
+
 /**
- * The native helper, loaded once per thread, or undefined: no prebuild for this platform, an
- * older one, or EVDISPATCH_NATIVE=0. Everything it does, the TypeScript backends also do.
+ * The native helper, loaded once per thread on first use, or undefined: no prebuild for this
+ * platform, an older one, or EVDISPATCH_NATIVE=0. Everything it does, the TypeScript backends
+ * also do.
  */
-export const native: Native | undefined = load();
+export function nativeHelper(): Native | undefined {
+  return (loaded ??= { native: load() }).native;
+}

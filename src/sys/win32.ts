@@ -3,7 +3,7 @@
  * the IOCP backend, and the Winsock socket calls of src/net/winsock.ts.
  */
 import koffi from 'koffi';
-import { ReactorError } from '../../core/errors.js';
+import { ReactorError } from '../core/errors.js';
 
 /**
  * A pointer or HANDLE argument. koffi 3 takes a BigInt or a number as an address, null as

@@ -1,20 +1,7 @@
 /** koffi handles to the C library of POSIX systems, and errno as ReactorError. */
 import koffi, { type LibraryHandle } from 'koffi';
-import { ReactorError } from '../../core/errors.js';
-
-/** The C library, per OS; loaded once for the life of the process. */
-function libcName(): string {
-  switch (process.platform) {
-    case 'linux':
-      return 'libc.so.6';
-    case 'darwin':
-      return 'libSystem.B.dylib';
-    case 'freebsd':
-      return 'libc.so.7';
-    default:
-      return 'libc.so';
-  }
-}
+import { ReactorError } from '../core/errors.js';
+import { platform } from './platform.js';
 
 /**
  * The C library by name, or else the symbols already in the process (dlopen(NULL)): Node links
@@ -22,17 +9,39 @@ function libcName(): string {
  */
 function loadLibc(): LibraryHandle {
   try {
-    return koffi.load(libcName());
+    return koffi.load(platform.libc);
   } catch {
     return koffi.load(null);
   }
 }
 
-export const libc = loadLibc();
+let library: LibraryHandle | undefined;
 
-export const close = libc.func('int close(int fd)') as (fd: number) => number;
-export const read = libc.func('long read(int fd, void *buf, size_t count)') as (fd: number, buf: ArrayBufferView, count: number) => number;
-export const write = libc.func('long write(int fd, void *buf, size_t count)') as (fd: number, buf: ArrayBufferView, count: number) => number;
+/** The C library, loaded on first use (never at import, so importing this on Windows is safe). */
+export function libc(): LibraryHandle {
+  return (library ??= loadLibc());
+}
+
+/** The few file calls every POSIX backend makes. */
+export interface FileCalls {
+  readonly close: (fd: number) => number;
+  readonly read: (fd: number, buf: ArrayBufferView, count: number) => number;
+  readonly write: (fd: number, buf: ArrayBufferView, count: number) => number;
+}
+
+let fileCalls: FileCalls | undefined;
+
+/** close, read and write, bound on first use. */
+export function files(): FileCalls {
+  if (fileCalls !== undefined) return fileCalls;
+  const lib = libc();
+  fileCalls = {
+    close: lib.func('int close(int fd)') as FileCalls['close'],
+    read: lib.func('long read(int fd, void *buf, size_t count)') as FileCalls['read'],
+    write: lib.func('long write(int fd, void *buf, size_t count)') as FileCalls['write'],
+  };
+  return fileCalls;
+}
 
 /** The calling thread's errno after a failed call. */
 export function errno(): number {

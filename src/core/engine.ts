@@ -1,0 +1,246 @@
+/**
+ * The wait engine of one thread's reactor: takes kernel events and ready-queue entries through
+ * the table's transitions into an Events batch, fires deadlines, applies staged re-arms, and
+ * keeps the kernel objects alive until the last thread has left them.
+ */
+import { rearmEach, RawEvents, type Backend } from './backend.js';
+import { closedError } from './errors.js';
+import type { Events } from './events.js';
+import { NONE } from './deadlines.js';
+import { NOTIFIED, SLEEPERS, type ReactorMemory } from './memory.js';
+import { RearmBatch } from './rearm-batch.js';
+import {
+  claim,
+  claimQueued,
+  deliveredFlags,
+  force,
+  FORCED_PUSH,
+  genOf,
+  genOfToken,
+  MUST_FREE,
+  REARMING,
+  slotOfToken,
+  STATE,
+  tokenOf,
+} from './table.js';
+
+/** Ready bits a delivery result carries to the user (MUST_FREE and above stay inside). */
+const USER_READY = MUST_FREE - 1;
+
+export class Engine {
+  /** This thread's staged re-arms (batchRearms), applied with its next poll. */
+  readonly staged: RearmBatch | undefined;
+  /** Whether the last wait returned because it consumed a `notify`. */
+  lastNotified = false;
+  /** This thread's buffer for the backend's events, grown to the largest Events seen. */
+  private raw = new RawEvents(1);
+  private readonly words: Int32Array;
+
+  constructor(
+    readonly backend: Backend,
+    readonly memory: ReactorMemory,
+    batchRearms: boolean,
+  ) {
+    this.words = memory.table.words;
+    this.staged = batchRearms ? new RearmBatch(this.words, this) : undefined;
+  }
+
+  /** Counts this thread in as a user of the kernel objects; ECLOSED once closed. */
+  enter(): void {
+    if (this.memory.lifetime.enter()) return;
+    if (this.staged !== undefined && this.staged.count > 0) this.staged.discard();
+    throw closedError();
+  }
+
+  /** Counts this thread out; the last one out of a closed reactor frees the kernel objects. */
+  leave(): void {
+    if (this.memory.lifetime.leave()) this.finalize();
+  }
+
+  /** Applies this thread's staged re-arms now, if any. */
+  flush(): void {
+    const staged = this.staged;
+    if (staged === undefined || staged.count === 0) return;
+    rearmEach(this.backend, staged.rearms);
+    staged.settle();
+  }
+
+  /** Queues a software delivery and wakes a sleeping waiter, if the reactor is still open. */
+  pushReady(slot: number): void {
+    this.memory.queue.push(slot);
+    const lifetime = this.memory.lifetime;
+    if (Atomics.load(this.memory.signals, SLEEPERS) === 0 || !lifetime.enter()) return;
+    try {
+      this.backend.wake();
+    } finally {
+      this.leave();
+    }
+  }
+
+  /** Makes one sleeping waiter return, if any sleeps. */
+  wakeSleeper(): void {
+    if (Atomics.load(this.memory.signals, SLEEPERS) > 0) this.backend.wake();
+  }
+
+  /**
+   * A DELETING slot: delete its kernel entry, then free it with the next generation. `retire`
+   * (a ONESHOT delivery) remembers the generation, so a rearm of it says why it fails.
+   */
+  freeSlot(slot: number, token: number, retire: boolean): void {
+    const table = this.memory.table;
+    try {
+      this.backend.delete(table.fds[slot]!, token);
+    } finally {
+      if (retire) table.retired[slot] = genOfToken(token);
+      this.memory.deadlines.cancel(slot);
+      table.free(slot);
+    }
+  }
+
+  /** Waits up to `timeout` ms (-1: for ever) and fills `events`; returns how many. */
+  wait(events: Events, timeout: number): number {
+    if (this.raw.capacity < events.capacity) this.raw = new RawEvents(events.capacity);
+    this.enter();
+    let n = 0;
+    this.lastNotified = false;
+    try {
+      n = this.collect(events, timeout);
+    } finally {
+      this.leave();
+    }
+    events.length = n;
+    return n;
+  }
+
+  /** Kernel events first, then the ready queue, until something is delivered or time is up. */
+  private collect(events: Events, timeout: number): number {
+    const { signals, queue, lifetime } = this.memory;
+    const backend = this.backend;
+    const start = timeout > 0 ? performance.now() : 0;
+    let remaining = timeout;
+    for (;;) {
+      const sleep = this.fireDeadlines(remaining);
+      // Software deliveries first, up to half the batch, so that neither kind starves the other.
+      let n = this.staged?.deliverFailed(events, 0) ?? 0;
+      n = this.claimQueued(events, n, Math.max(1, events.capacity >> 1));
+      const room = events.capacity - n;
+      const staged = this.staged;
+      let got: number;
+      if (staged !== undefined && staged.count > 0) {
+        // Staged re-arms go with a poll that does not block, so they stay REARMING briefly.
+        got = room > 0 ? backend.rearmAndPoll(staged.rearms, this.raw, room) : (rearmEach(backend, staged.rearms), 0);
+        staged.settle();
+      } else if (n === 0 && sleep !== 0 && queue.length === 0) {
+        // Count in as a sleeper before the last checks: a push, notify or close that misses
+        // this waiter's checks sees the count and wakes it.
+        Atomics.add(signals, SLEEPERS, 1);
+        const pending = queue.length !== 0 || Atomics.load(signals, NOTIFIED) !== 0 || lifetime.closed;
+        try {
+          got = backend.wait(this.raw, room, pending ? 0 : sleep);
+        } finally {
+          Atomics.sub(signals, SLEEPERS, 1);
+        }
+      } else {
+        got = room > 0 ? backend.wait(this.raw, room, 0) : 0;
+      }
+      n = this.claimKernelEvents(events, n, got);
+      n = this.claimQueued(events, n, events.capacity);
+      // No room left for the rest of the queue: hand it to another waiter.
+      if (queue.length !== 0) this.wakeSleeper();
+      // The backend may have swallowed a wake-up meant for a close or a notify: pass it on.
+      if (lifetime.closed) {
+        backend.wake();
+        return n;
+      }
+      if (n > 0) {
+        if (Atomics.load(signals, NOTIFIED) !== 0) this.wakeSleeper();
+        return n;
+      }
+      if (Atomics.exchange(signals, NOTIFIED, 0) !== 0) {
+        this.lastNotified = true;
+        return 0;
+      }
+      if (remaining === 0) return 0;
+      if (remaining > 0) {
+        remaining = Math.ceil(timeout - (performance.now() - start));
+        if (remaining <= 0) return 0;
+      }
+    }
+  }
+
+  /**
+   * Turns every passed deadline into a TIMEOUT force (queued if armed), and returns how long
+   * the kernel wait may sleep: `remaining`, cut short by the next deadline.
+   */
+  private fireDeadlines(remaining: number): number {
+    const deadlines = this.memory.deadlines;
+    let due = deadlines.earliest();
+    if (due === NONE) return remaining;
+    const now = deadlines.now();
+    if (now >= due) {
+      deadlines.takeDue(now, this.forceTimeout);
+      due = deadlines.earliest();
+      if (due === NONE) return remaining;
+    }
+    const untilDue = Math.max(1, Math.ceil(due - now));
+    return remaining < 0 ? untilDue : Math.min(remaining, untilDue);
+  }
+
+  /** A deadline passed: force with TIMEOUT. (Bound once: takeDue calls it per deadline.) */
+  private readonly forceTimeout = (slot: number, gen: number): void => {
+    if (force(this.words, slot, gen, true) === FORCED_PUSH) this.memory.queue.push(slot);
+  };
+
+  /** Claims the backend's `got` raw events into `events` from index n; returns the new count. */
+  private claimKernelEvents(events: Events, n: number, got: number): number {
+    const raw = this.raw;
+    const capacity = this.memory.table.capacity;
+    for (let i = 0; i < got; i++) {
+      const token = raw.tokens[i]!;
+      const slot = slotOfToken(token);
+      if (slot >= capacity) continue;
+      const ready = claim(this.words, slot, genOfToken(token), raw.ready[i]!);
+      if (ready <= 0) continue;
+      events.tokens[n] = token;
+      events.ready[n] = ready & USER_READY;
+      n++;
+      if (ready & MUST_FREE) this.freeSlot(slot, token, true);
+    }
+    return n;
+  }
+
+  /** Pops the ready queue into `events` from index n up to `limit`; returns the new count. */
+  private claimQueued(events: Events, n: number, limit: number): number {
+    const queue = this.memory.queue;
+    while (n < limit) {
+      const slot = queue.pop();
+      if (slot < 0) return n;
+      const word = claimQueued(this.words, slot);
+      if (word === 0) continue;
+      const ready = deliveredFlags(word, 0);
+      const token = tokenOf(slot, genOf(word));
+      events.tokens[n] = token;
+      events.ready[n] = ready & USER_READY;
+      n++;
+      if (ready & MUST_FREE) this.freeSlot(slot, token, true);
+    }
+    return n;
+  }
+
+  /** The last user is gone: wait out any rearm still in its kernel call, then free the kernel objects. */
+  private finalize(): void {
+    const words = this.words;
+    for (let slot = 0; slot < words.length; slot++) {
+      for (let spins = 0; (Atomics.load(words, slot) & STATE) === REARMING; spins++) backOff(spins);
+    }
+    this.backend.close();
+  }
+}
+
+const pause = new Int32Array(new SharedArrayBuffer(4));
+
+/** Spin briefly, then sleep in growing steps; Atomics.wait is allowed on every Node thread. */
+export function backOff(spins: number): void {
+  if (spins < 64) return;
+  Atomics.wait(pause, 0, 0, Math.min(1, (spins - 63) * 0.01));
+}

@@ -1,0 +1,111 @@
+/**
+ * A reactor's shared memory: made at `open`, described by `share`, and joined from another
+ * thread by `attach`, which checks the handle it is given before trusting any of it.
+ */
+import type { BackendHandle } from './backend.js';
+import { Deadlines, type DeadlineMemory } from './deadlines.js';
+import { closedError, ReactorError } from './errors.js';
+import { Lifetime } from './lifetime.js';
+import { ReadyQueue } from './ready-queue.js';
+import { SharedState, STATE_BYTES_LIMIT, type StateMemory } from './state.js';
+import { SLOT_LIMIT, Table, type TableMemory } from './table.js';
+
+/** What `share` returns: structured-cloneable, for `Reactor.attach` in a worker thread. */
+export interface ReactorHandle {
+  readonly backend: BackendHandle;
+  readonly table: TableMemory;
+  readonly queue: SharedArrayBuffer;
+  readonly signals: SharedArrayBuffer;
+  readonly lifetime: SharedArrayBuffer;
+  readonly deadlines: DeadlineMemory;
+  readonly state: StateMemory;
+}
+
+/** One thread's views of a reactor's shared memory. */
+export interface ReactorMemory {
+  readonly table: Table;
+  readonly queue: ReadyQueue;
+  readonly signals: Int32Array;
+  readonly lifetime: Lifetime;
+  readonly deadlines: Deadlines;
+  readonly state: SharedState;
+}
+
+/** Int32 words of the signals buffer, each on its own cache line. */
+export const NOTIFIED = 0;
+export const SLEEPERS = 16;
+const SIGNAL_INTS = 32;
+
+/** The registrations a reactor holds when `open` does not say. */
+export const DEFAULT_CAPACITY = 65536;
+
+/** Checks `open`'s sizes: the capacity and the state bytes per registration. */
+export function checkSizes(capacity: number, stateBytes: number): void {
+  if (!Number.isInteger(capacity) || capacity < 1 || capacity > SLOT_LIMIT) {
+    throw new ReactorError('EINVAL', `capacity must be an integer from 1 to ${SLOT_LIMIT}, got ${String(capacity)}`);
+  }
+  if (!Number.isInteger(stateBytes) || stateBytes < 0 || stateBytes > STATE_BYTES_LIMIT || capacity * stateBytes > 2 ** 31) {
+    throw new ReactorError(
+      'EINVAL',
+      `stateBytes must be an integer from 0 to ${STATE_BYTES_LIMIT}, and capacity × stateBytes at most 2 GiB; got ${String(stateBytes)}`,
+    );
+  }
+}
+
+/** New memory for `capacity` registrations with `stateBytes` of state each (checked by `checkSizes`). */
+export function createMemory(capacity: number, stateBytes: number): ReactorMemory {
+  return {
+    table: Table.create(capacity),
+    queue: ReadyQueue.create(capacity),
+    signals: new Int32Array(new SharedArrayBuffer(SIGNAL_INTS * 4)),
+    lifetime: new Lifetime(Lifetime.memory()),
+    deadlines: Deadlines.create(capacity),
+    state: SharedState.create(capacity, stateBytes),
+  };
+}
+
+/** The handle that describes `memory` and its backend. */
+export function describe(memory: ReactorMemory, backend: BackendHandle): ReactorHandle {
+  return {
+    backend,
+    table: memory.table.memory,
+    queue: memory.queue.buffer,
+    signals: memory.signals.buffer as SharedArrayBuffer,
+    lifetime: memory.lifetime.buffer,
+    deadlines: memory.deadlines.memory,
+    state: memory.state.memory,
+  };
+}
+
+/** The handle, checked: EINVAL for anything `share` did not make, ECLOSED for a closed reactor. */
+export function checkHandle(handle: unknown): ReactorHandle {
+  const h = handle as Partial<ReactorHandle> | null;
+  if (
+    h === null ||
+    typeof h !== 'object' ||
+    typeof h.backend?.kind !== 'string' ||
+    !(h.table?.buffer instanceof SharedArrayBuffer) ||
+    !(h.queue instanceof SharedArrayBuffer) ||
+    !(h.signals instanceof SharedArrayBuffer) ||
+    !(h.lifetime instanceof SharedArrayBuffer) ||
+    !(h.deadlines?.buffer instanceof SharedArrayBuffer) ||
+    !(h.state?.buffer instanceof SharedArrayBuffer)
+  ) {
+    throw new ReactorError('EINVAL', 'not a reactor handle: pass what reactor.share() returned');
+  }
+  return h as ReactorHandle;
+}
+
+/** This thread's views of the memory a checked handle describes. */
+export function attachMemory(handle: ReactorHandle): ReactorMemory {
+  const lifetime = new Lifetime(handle.lifetime);
+  if (lifetime.closed) throw closedError();
+  return {
+    table: Table.attach(handle.table),
+    queue: new ReadyQueue(handle.queue),
+    signals: new Int32Array(handle.signals),
+    lifetime,
+    deadlines: new Deadlines(handle.deadlines),
+    state: new SharedState(handle.state),
+  };
+}

@@ -1,0 +1,48 @@
+/**
+ * Reactor: the core's API over this platform's kernel queue and Node's event loop. The one
+ * place that picks a backend and wires the loop: core is handed both.
+ */
+import { attachBackend, openBackend } from './backends/index.js';
+import { checkHandle, attachMemory, checkSizes, createMemory, DEFAULT_CAPACITY, type ReactorHandle } from './core/memory.js';
+import type { AttachOptions, OpenOptions } from './core/options.js';
+import { CoreReactor } from './core/reactor.js';
+import { slotOfToken } from './core/table.js';
+import { nodeLoop } from './loop/watch.js';
+
+/**
+ * A dispatch-once event reactor shared by many threads. Each registration's event is active in
+ * at most one thread at a time: from its delivery until the handler calls `rearm` or `delete`.
+ *
+ * @example
+ * const r = Reactor.open();
+ * const t = r.add(fd, Interest.READABLE);
+ * const ev = new Events(64);
+ * const n = r.wait(ev, 1000);
+ * for (let i = 0; i < n; i++) { handle(ev.token(i), ev.readiness(i)); r.rearm(ev.token(i)); }
+ */
+export class Reactor extends CoreReactor {
+  /**
+   * Opens a reactor on this platform's kernel queue.
+   *
+   * @example
+   * const r = Reactor.open({ capacity: 10000 });
+   */
+  static open(options: OpenOptions = {}): Reactor {
+    const capacity = options.capacity ?? DEFAULT_CAPACITY;
+    checkSizes(capacity, options.stateBytes ?? 0);
+    const backend = openBackend(options.backend ?? 'auto', { capacity, native: options.native ?? true, indexOf: slotOfToken });
+    return new Reactor(backend, createMemory(capacity, options.stateBytes ?? 0), nodeLoop, options.batchRearms !== false);
+  }
+
+  /**
+   * Joins, from another thread, the reactor that `share()` described.
+   *
+   * @example
+   * // in a worker: const r = Reactor.attach(workerData.reactor);
+   */
+  static attach(handle: ReactorHandle, options: AttachOptions = {}): Reactor {
+    const checked = checkHandle(handle);
+    const memory = attachMemory(checked);
+    return new Reactor(attachBackend(checked.backend, slotOfToken), memory, nodeLoop, options.batchRearms !== false);
+  }
+}
