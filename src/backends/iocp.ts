@@ -26,7 +26,6 @@
  * `add` then only records the new token (REPOLL), and the thread that dequeues the cancelled
  * completion issues the new request. The record is never written while a request is in flight.
  */
-import koffi from 'koffi';
 import {
   RawEvents,
   rearmEach,
@@ -93,6 +92,7 @@ import {
   WINSOCK_VERSION_2_2,
   WSADATA_SIZE,
   WSAENOTSOCK,
+  memoryAt,
   ntError,
   win32,
   win32Error,
@@ -288,7 +288,7 @@ export class IocpBackend implements Backend {
     private readonly indexOf: BackendOptions['indexOf'],
   ) {
     this.api = win32();
-    this.mem = new DataView(koffi.view(handle.block, SCRATCH_SIZE + handle.capacity * RECORD_SIZE));
+    this.mem = new DataView(memoryAt(handle.block, SCRATCH_SIZE + handle.capacity * RECORD_SIZE));
     this.records = handle.block + SCRATCH_SIZE;
     this.words = new Int32Array(handle.words);
     this.values = new Float64Array(handle.values);
@@ -695,7 +695,7 @@ function noRegistration(token: Token, verb: string): ReactorError {
  * the port and returns it. The scratch page at the start of the block holds the NT structs.
  */
 function openAfd(api: Win32, block: number, port: number): number {
-  const mem = new DataView(koffi.view(block, SCRATCH_SIZE));
+  const mem = new DataView(memoryAt(block, SCRATCH_SIZE));
   const nameBytes = AFD_DEVICE_NAME.length * 2;
   for (let i = 0; i < AFD_DEVICE_NAME.length; i++) mem.setUint16(SCRATCH_NAME + i * 2, AFD_DEVICE_NAME.charCodeAt(i), true);
   mem.setUint16(SCRATCH_UNICODE_STRING + UNICODE_STRING_LENGTH, nameBytes, true);

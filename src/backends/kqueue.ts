@@ -2,20 +2,13 @@
  * Bindings to kqueue (macOS, FreeBSD, OpenBSD, NetBSD; libkqueue on Linux when
  * EVDISPATCH_KQUEUE_LIB names it): EV_DISPATCH knotes re-armed with EV_ENABLE, EVFILT_USER wake-ups.
  */
-import koffi, { type LibraryHandle } from 'koffi';
 import { rearmEach, WAKE_TOKEN, type Backend, type BackendHandle, type Fd, type RawEvents, type Rearms, type Token } from '../core/backend.js';
 import { ReactorError } from '../core/errors.js';
 import { Interest, Ready } from '../core/flags.js';
-import { Errno, errno, errnoName, files, libc } from '../sys/posix.js';
-import { KQUEUE_LIB_ENV, platform } from '../sys/platform.js';
+import { kqueueLibrary, libraryAt, type KqueueLibrary } from '../sys/kqueue.js';
+import { clearErrno, Errno, errno, errnoName, files } from '../sys/posix.js';
 import { atLeast, changeFailure as describeChange, type Change } from './common.js';
 import {
-  FREEBSD,
-  LIBKQUEUE,
-  MACOS,
-  NETBSD10,
-  NETBSD11,
-  OPENBSD,
   PROFILES,
   readField,
   writeKevent,
@@ -44,109 +37,6 @@ export interface KqueueHandle extends BackendHandle {
   readonly library: string | null;
   /** Whether changes go in one batched call with EV_RECEIPT (native) or one call each (libkqueue). */
   readonly receipts: boolean;
-}
-
-type KeventFn = (
-  kq: number,
-  changelist: Uint8Array | null,
-  nchanges: number,
-  eventlist: Uint8Array | null,
-  nevents: number,
-  timeout: BigInt64Array | null,
-) => number;
-
-/** One loaded kqueue implementation. */
-interface KqueueLibrary {
-  readonly profile: KeventProfile;
-  readonly path: string | null;
-  readonly kqueue: () => number;
-  readonly kevent: KeventFn;
-}
-
-/**
- * Every library loaded, kept for the life of the process: koffi unloads a library whose handle
- * is collected, and libkqueue's monitoring thread crashes at exit once its code is unmapped.
- */
-const libraries = new Map<string, KqueueLibrary>();
-const pinned: unknown[] = [];
-
-function bind(lib: LibraryHandle, profile: KeventProfile, path: string | null): KqueueLibrary {
-  const count = profile.countType;
-  return {
-    profile,
-    path,
-    kqueue: lib.func('int kqueue(void)') as () => number,
-    kevent: lib.func(profile.symbol, 'int', ['int', 'void *', count, 'void *', count, 'void *']) as KeventFn,
-  };
-}
-
-/** The C library's kqueue on macOS and the BSDs, with the layout of this OS (and release, on NetBSD). */
-function nativeLibrary(): KqueueLibrary {
-  switch (platform.kqueue) {
-    case 'macos':
-      return bind(libc(), MACOS, null);
-    // FreeBSD's default `kevent` symbol version (FBSD_1.5) is the 64-byte layout of 12.0 and later.
-    case 'freebsd':
-      return bind(libc(), FREEBSD, null);
-    case 'openbsd':
-      return bind(libc(), OPENBSD, null);
-    case 'netbsd':
-      // NetBSD 11 has __kevent100 (72-byte struct); 6 to 10 only __kevent50 (40 bytes).
-      try {
-        return bind(libc(), NETBSD11, null);
-      } catch {
-        return bind(libc(), NETBSD10, null);
-      }
-    case undefined:
-      throw new ReactorError(
-        'ENOSYS',
-        `kqueue is not native on ${platform.os}: set ${KQUEUE_LIB_ENV} to the path of a libkqueue shared library, or use another backend`,
-      );
-  }
-}
-
-/** libkqueue from `path`, pinned with a dlopen that is never closed. */
-function libkqueueLibrary(path: string): KqueueLibrary {
-  let lib: LibraryHandle;
-  try {
-    lib = koffi.load(path);
-  } catch (e) {
-    throw new ReactorError('ENOENT', `could not load libkqueue from ${KQUEUE_LIB_ENV}=${path}: ${(e as Error).message}`);
-  }
-  const dlopen = libc().func('void *dlopen(const char *path, int mode)') as (path: string, mode: number) => unknown;
-  const RTLD_NOW = 2;
-  pinned.push(lib, dlopen(path, RTLD_NOW));
-  try {
-    return bind(lib, LIBKQUEUE, path);
-  } catch (e) {
-    throw new ReactorError('ENOENT', `${path} is not a libkqueue library (no kqueue/kevent symbols): ${(e as Error).message}`);
-  }
-}
-
-/** Loads (once) the kqueue implementation: the C library's, or libkqueue's on Linux. */
-function library(path: string | null): KqueueLibrary {
-  const cacheKey = path ?? '';
-  const cached = libraries.get(cacheKey);
-  if (cached !== undefined) return cached;
-  if (koffi.sizeof('void *') !== 8) {
-    throw new ReactorError('ENOSYS', 'the kqueue backend supports 64-bit processes only (its struct layouts are LP64)');
-  }
-  const loaded = path === null ? nativeLibrary() : libkqueueLibrary(path);
-  libraries.set(cacheKey, loaded);
-  return loaded;
-}
-
-/** The library `open` uses here: libkqueue on Linux (from the environment), libc elsewhere. */
-function defaultLibrary(): KqueueLibrary {
-  if (platform.kqueue !== undefined) return library(null);
-  const path = process.env[KQUEUE_LIB_ENV];
-  if (path === undefined || path === '') {
-    throw new ReactorError(
-      'ENOSYS',
-      `kqueue is not native on Linux: set ${KQUEUE_LIB_ENV} to the path of a libkqueue shared library (libkqueue.so), or use the epoll backend`,
-    );
-  }
-  return library(path);
 }
 
 /** A ReactorError for a kevent() change or wait that failed with `e`. */
@@ -213,7 +103,7 @@ export class KqueueBackend implements Backend {
    * const b = KqueueBackend.open(); // on Linux: EVDISPATCH_KQUEUE_LIB=/path/to/libkqueue.so
    */
   static open(): KqueueBackend {
-    const lib = defaultLibrary();
+    const lib = kqueueLibrary();
     const kq = lib.kqueue();
     if (kq < 0) throw keventError(errno(), 'kqueue() could not create a kqueue');
     // libkqueue runs an EV_ENABLE|EV_RECEIPT through the filter's modify, which fails for sockets
@@ -249,7 +139,7 @@ export class KqueueBackend implements Backend {
     ) {
       throw new ReactorError('EINVAL', 'not a kqueue handle: pass what share() returned');
     }
-    const lib = library(h.library);
+    const lib = libraryAt(h.library);
     if (lib.profile.os !== os) {
       throw new ReactorError('EINVAL', `the handle's kqueue uses the ${os} layout, this thread loaded ${lib.profile.os}`);
     }
@@ -541,7 +431,7 @@ export class KqueueBackend implements Backend {
     }
     for (let i = 0; i < n; i++) {
       // libkqueue fails some changes without setting errno: clear it, so no stale value shows.
-      koffi.errno(0);
+      clearErrno();
       const r = this.lib.kevent(this.kq, this.changeSlots[i]!, 1, null, 0, null);
       errs[i] = r >= 0 ? 0 : errno() || NO_ERRNO;
     }

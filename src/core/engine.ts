@@ -4,9 +4,10 @@
  * keeps the kernel objects alive until the last thread has left them.
  */
 import { rearmEach, RawEvents, type Backend } from './backend.js';
-import { closedError } from './errors.js';
+import { closedError, ReactorError } from './errors.js';
 import type { Events } from './events.js';
 import { NONE } from './deadlines.js';
+import type { LoopSource } from './loop.js';
 import { NOTIFIED, SLEEPERS, type ReactorMemory } from './memory.js';
 import { RearmBatch } from './rearm-batch.js';
 import {
@@ -35,6 +36,7 @@ export class Engine {
   /** This thread's buffer for the backend's events, grown to the largest Events seen. */
   private raw = new RawEvents(1);
   private readonly words: Int32Array;
+  private loop: LoopSource | undefined;
 
   constructor(
     readonly backend: Backend,
@@ -110,6 +112,47 @@ export class Engine {
     }
     events.length = n;
     return n;
+  }
+
+  /** This reactor as the loop integration sees it. */
+  loopSource(): LoopSource {
+    if (this.loop !== undefined) return this.loop;
+    const engine = this;
+    const { deadlines, signals, lifetime } = this.memory;
+    this.loop = {
+      pollFd: this.backend.pollFd(),
+      poll(events) {
+        try {
+          return engine.wait(events, 0);
+        } catch (e) {
+          if (e instanceof ReactorError && e.code === 'ECLOSED') return 0;
+          throw e;
+        }
+      },
+      flush() {
+        engine.flush();
+      },
+      untilDeadline() {
+        const due = deadlines.earliest();
+        return due === NONE ? -1 : Math.max(0, Math.ceil(due - deadlines.now()));
+      },
+      attachWatcher() {
+        if (!lifetime.enter()) return false;
+        Atomics.add(signals, SLEEPERS, 1);
+        return true;
+      },
+      detachWatcher() {
+        Atomics.sub(signals, SLEEPERS, 1);
+        engine.leave();
+      },
+      get notified() {
+        return engine.lastNotified;
+      },
+      get closed() {
+        return lifetime.closed;
+      },
+    };
+    return this.loop;
   }
 
   /** Kernel events first, then the ready queue, until something is delivered or time is up. */

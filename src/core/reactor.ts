@@ -8,9 +8,8 @@ import { Engine, backOff } from './engine.js';
 import { Events } from './events.js';
 import { checkFd, checkInterest, checkMode, checkTimeout, Mode } from './flags.js';
 import type { AddOptions } from './options.js';
-import type { LoopDriver, LoopSource, StopWatching } from './loop.js';
-import { describe, NOTIFIED, SLEEPERS, type ReactorHandle, type ReactorMemory } from './memory.js';
-import { NONE } from './deadlines.js';
+import type { LoopDriver, StopWatching } from './loop.js';
+import { describe, NOTIFIED, type ReactorHandle, type ReactorMemory } from './memory.js';
 import {
   abortRearm,
   ALREADY_FORCED,
@@ -35,7 +34,6 @@ import {
 export class CoreReactor {
   private readonly engine: Engine;
   private readonly words: Int32Array;
-  private loop: LoopSource | undefined;
 
   protected constructor(
     private readonly backend: Backend,
@@ -322,7 +320,7 @@ export class CoreReactor {
     if (typeof onEvents !== 'function') throw new ReactorError('EINVAL', 'watch needs a function (events, n) => void');
     const events = new Events(options.capacity ?? 64);
     if (this.closed) throw closedError();
-    return this.loopDriver.watch(this.loopSource(), events, onEvents);
+    return this.loopDriver.watch(this.engine.loopSource(), events, onEvents);
   }
 
   /**
@@ -337,7 +335,7 @@ export class CoreReactor {
       if (!(events instanceof Events)) throw new ReactorError('EINVAL', 'waitAsync needs an Events batch: new Events(capacity)');
       const timeout = checkTimeout(timeoutMs);
       if (this.closed) throw closedError();
-      return this.loopDriver.waitAsync(this.loopSource(), events, timeout);
+      return this.loopDriver.waitAsync(this.engine.loopSource(), events, timeout);
     } catch (e) {
       return Promise.reject(e);
     }
@@ -388,47 +386,6 @@ export class CoreReactor {
    */
   share(): ReactorHandle {
     return describe(this.memory, this.backend.share());
-  }
-
-  /** This reactor as the loop integration sees it. */
-  private loopSource(): LoopSource {
-    if (this.loop !== undefined) return this.loop;
-    const reactor = this;
-    const { deadlines, signals, lifetime } = this.memory;
-    this.loop = {
-      pollFd: this.backend.pollFd(),
-      poll(events) {
-        try {
-          return reactor.wait(events, 0);
-        } catch (e) {
-          if (e instanceof ReactorError && e.code === 'ECLOSED') return 0;
-          throw e;
-        }
-      },
-      flush() {
-        reactor.flush();
-      },
-      untilDeadline() {
-        const due = deadlines.earliest();
-        return due === NONE ? -1 : Math.max(0, Math.ceil(due - deadlines.now()));
-      },
-      attachWatcher() {
-        if (!lifetime.enter()) return false;
-        Atomics.add(signals, SLEEPERS, 1);
-        return true;
-      },
-      detachWatcher() {
-        Atomics.sub(signals, SLEEPERS, 1);
-        reactor.engine.leave();
-      },
-      get notified() {
-        return reactor.engine.lastNotified;
-      },
-      get closed() {
-        return reactor.closed;
-      },
-    };
-    return this.loop;
   }
 
   private slotOf(token: number): number {

@@ -1,4 +1,5 @@
 /** koffi bindings to epoll and eventfd (Linux). */
+import { platform } from './platform.js';
 import { libc } from './posix.js';
 
 /** The epoll and eventfd calls. */
@@ -42,7 +43,7 @@ export const EPOLLONESHOT = 1 << 30;
  * bytes, data at 4); i386 aligns uint64_t to 4, the same; every other ABI pads it to 16 with
  * data at 8. Both are multiples of 4, so a Uint32Array reads it without DataView.
  */
-const packed = process.arch === 'x64' || process.arch === 'ia32';
+const packed = platform.arch === 'x64' || platform.arch === 'ia32';
 export const EPOLL_EVENT_SIZE = packed ? 12 : 16;
 export const EPOLL_EVENT_DATA_OFFSET = packed ? 4 : 8;
 

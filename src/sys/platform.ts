@@ -5,7 +5,7 @@
 import type { BackendKind } from '../core/backend.js';
 
 /** The systems whose kqueue struct layouts `kqueue-layouts.ts` knows. */
-export type KqueueOs = 'macos' | 'freebsd' | 'openbsd' | 'netbsd';
+export type KqueueSystem = 'macos' | 'freebsd' | 'openbsd' | 'netbsd';
 
 /** Which socket API `net/` binds. */
 export type SocketApi = 'posix' | 'winsock';
@@ -19,7 +19,7 @@ export interface Platform {
   /** The C library's file name (POSIX), tried before the process's own symbols. */
   readonly libc: string;
   /** Which kqueue ABI the C library has, where it has one. */
-  readonly kqueue: KqueueOs | undefined;
+  readonly kqueue: KqueueSystem | undefined;
   /** The socket API, where `net/` has one for this OS. */
   readonly sockets: SocketApi | undefined;
   /** Whether the native helper (src/native) exists for this OS: it drives epoll. */
@@ -29,7 +29,7 @@ export interface Platform {
 /** The environment variable naming a libkqueue shared library: the only way to kqueue on Linux. */
 export const KQUEUE_LIB_ENV = 'EVDISPATCH_KQUEUE_LIB';
 
-const KQUEUE_OS: Readonly<Record<string, KqueueOs>> = { darwin: 'macos', freebsd: 'freebsd', openbsd: 'openbsd', netbsd: 'netbsd' };
+const KQUEUE_OS: Readonly<Record<string, KqueueSystem>> = { darwin: 'macos', freebsd: 'freebsd', openbsd: 'openbsd', netbsd: 'netbsd' };
 
 const LIBC: Readonly<Record<string, string>> = {
   linux: 'libc.so.6',

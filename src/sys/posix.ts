@@ -43,6 +43,11 @@ export function files(): FileCalls {
   return fileCalls;
 }
 
+/** Sets errno to 0: for calls that can fail without setting it. */
+export function clearErrno(): void {
+  koffi.errno(0);
+}
+
 /** The calling thread's errno after a failed call. */
 export function errno(): number {
   return koffi.errno();

@@ -399,3 +399,8 @@ export function ntError(syscall: string, status: number, what: string): ReactorE
     errno: error,
   });
 }
+
+/** The `size` bytes of native memory at `address` (a VirtualAlloc block), as an ArrayBuffer. */
+export function memoryAt(address: number, size: number): ArrayBuffer {
+  return koffi.view(address, size);
+}
