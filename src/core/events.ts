@@ -8,7 +8,7 @@ import { ReactorError } from './errors.js';
  * @example
  * const ev = new Events(256);
  * const n = reactor.wait(ev, 1000);
- * for (let i = 0; i < n; i++) handle(ev.token(i), ev.flags(i));
+ * for (let i = 0; i < n; i++) handle(ev.token(i), ev.flag(i));
  */
 export class Events {
   /** The token of each delivered event. */
