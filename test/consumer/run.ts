@@ -150,7 +150,7 @@ const [{ filename: tarball, files }] = JSON.parse(packed.stdout) as [{ filename:
   const stray = [...paths].filter((p) => /^build\/(?!src\/)/.test(p));
   if (missing.length > 0) fail('pack', `the exports name files the tarball lacks: ${missing.join(', ')}`);
   else if (stray.length > 0) fail('pack', `the tarball ships build output beyond build/src: ${stray.slice(0, 5).join(', ')}`);
-  else pass('pack', `${tarball}, ${paths.size} files, every exports target, nothing outside build/src`);
+  else pass('pack', `${tarball}, ${paths.size} files, every exports target, no build output beyond build/src`);
 }
 
 // Install as a user would, with TypeScript and Node's types at the versions this repository
