@@ -1,6 +1,6 @@
 /**
- * The contract every platform's socket implementation answers to (`posix.ts` now, `winsock.ts`
- * later), and the types of the public API in `index.ts`. `index.ts` validates every argument
+ * The contract every platform's socket implementation answers to (`posix.ts` and `winsock.ts`),
+ * and the types of the public API in `index.ts`. `index.ts` validates every argument
  * and parses every host before it calls an implementation, so an implementation only ever
  * sees well-formed input and does only the system calls.
  */

@@ -151,7 +151,7 @@ export function accept(listenFd: number, into: Int32Array): AcceptResult {
  * const fd = connect('127.0.0.1', port);
  * const token = reactor.add(fd, Interest.WRITABLE);
  * // ...delivered WRITABLE:
- * if (socketError(fd) !== null) close(fd);
+ * if (socketError(fd) !== null) { reactor.delete(token); close(fd); }
  */
 export function connect(host: string, port: number): number {
   const address = parseHost(host);
@@ -166,7 +166,8 @@ export function connect(host: string, port: number): number {
  *
  * @example
  * const n = recv(fd, buf);
- * if (n > 0) handle(buf.subarray(0, n)); else if (n === 0) close(fd); else reactor.rearm(token);
+ * if (n > 0) handle(buf.subarray(0, n));
+ * if (n === 0) { reactor.delete(token); close(fd); } else reactor.rearm(token); // end of stream, or more to come
  */
 export function recv(fd: number, buf: Uint8Array, offset: number = 0, length?: number): number {
   checkFd(fd);
