@@ -224,7 +224,7 @@ const token: number = reactor.add(server, Interest.READABLE);
 const events = new Events(8);
 const n: number = reactor.wait(events, 0);
 for (let i = 0; i < n; i++) {
-  if (events.flag(i) & Ready.READABLE) {
+  if (events.readiness(i) & Ready.READABLE) {
     const { count, error }: AcceptResult = accept(server, new Int32Array(8));
     console.log(count, error);
   }
