@@ -5,7 +5,7 @@ export type { ReactorHandle } from './core/memory.js';
 export { Events } from './core/events.js';
 export type { StopWatching } from './core/loop.js';
 export { Interest, Ready, Mode } from './core/flags.js';
-export { ReactorError, type ReactorErrorCode, type ReactorErrorOptions } from './core/errors.js';
+export { ReactorError, REACTOR_ERROR_CODES, type ReactorErrorCode, type ReactorErrorOptions } from './core/errors.js';
 export type { BackendKind, BackendChoice } from './core/backend.js';
 export { availableBackends } from './backends/index.js';
 export {

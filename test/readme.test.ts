@@ -98,3 +98,13 @@ describe('README.md code blocks', () => {
     });
   }
 });
+
+describe('README.md error tables', () => {
+  it('say when each ReactorErrorCode is raised, and name no other code', async () => {
+    const { REACTOR_ERROR_CODES } = await import('../src/index.js');
+    const readme = readFileSync(join(root, 'README.md'), 'utf8');
+    const rows = readme.split('\n').filter((line) => /^\| `E[A-Z]+`/.test(line));
+    const documented = rows.flatMap((row) => [...row.split('|')[1]!.matchAll(/`(E[A-Z]+)`/g)].map((m) => m[1]!));
+    expect([...documented].sort()).toEqual([...REACTOR_ERROR_CODES].sort());
+  });
+});

@@ -3,7 +3,7 @@
  * EVDISPATCH_KQUEUE_LIB names it): EV_DISPATCH knotes re-armed with EV_ENABLE, EVFILT_USER wake-ups.
  */
 import { rearmEach, WAKE_TOKEN, type Backend, type BackendHandle, type Fd, type RawEvents, type Rearms, type Token } from '../core/backend.js';
-import { ReactorError } from '../core/errors.js';
+import { ReactorError, systemError } from '../core/errors.js';
 import { Interest, Ready } from '../core/flags.js';
 import { kqueueLibrary, libraryAt, type KqueueLibrary } from '../sys/kqueue.js';
 import { clearErrno, Errno, errno, errnoName, files } from '../sys/posix.js';
@@ -44,7 +44,7 @@ function keventError(e: number, what: string): ReactorError {
   if (e === NO_ERRNO) {
     return new ReactorError('EIO', `kevent failed without setting errno: ${what}`, { syscall: 'kevent' });
   }
-  return new ReactorError(errnoName(e), `kevent failed: ${what}`, { syscall: 'kevent', errno: e });
+  return systemError('kevent', errnoName(e), e, what);
 }
 
 /** What kevent's own errnos mean for a registration. */

@@ -1,14 +1,64 @@
 /** The one error type of evdispatch: an errno-style code, the failing syscall, and what to do. */
 
-/** Codes evdispatch raises itself; a failing syscall may add any errno name (`EMFILE`, `EPERM`, ...). */
-export type ReactorErrorCode =
-  | 'EINVAL'
-  | 'EBADF'
-  | 'ENOENT'
-  | 'EEXIST'
-  | 'ENOSPC'
-  | 'ECLOSED'
-  | (string & {});
+/** The codes of evdispatch's own checks (README, "Errors", says when each is raised). */
+const OWN_CODES = ['EINVAL', 'EBADF', 'ENOENT', 'EEXIST', 'ENOSPC', 'EMSGSIZE', 'ECLOSED', 'ENOSYS', 'EAFNOSUPPORT', 'EIO'] as const;
+
+/**
+ * The errnos the kernel calls evdispatch makes can fail with, by their man pages (epoll_ctl,
+ * kevent, the socket calls; Win32 and Winsock errors by their POSIX names), passed on as they
+ * are. Any other errno is raised as EIO, its own name in the message and its number in `errno`.
+ */
+const SYSTEM_CODES = [
+  'EPERM',
+  'EACCES',
+  'EMFILE',
+  'ENFILE',
+  'ENOMEM',
+  'ENOBUFS',
+  'ELOOP',
+  'ENOTSOCK',
+  'EOPNOTSUPP',
+  'ENOTSUP',
+  'EPROTO',
+  'ENOPROTOOPT',
+  'EADDRINUSE',
+  'EADDRNOTAVAIL',
+  'ECONNREFUSED',
+  'ECONNRESET',
+  'ECONNABORTED',
+  'EPIPE',
+  'ENOTCONN',
+  'EISCONN',
+  'ETIMEDOUT',
+  'ENETDOWN',
+  'ENETUNREACH',
+  'ENETRESET',
+  'EHOSTDOWN',
+  'EHOSTUNREACH',
+] as const;
+
+/** Every code a `ReactorError` can have. */
+export type ReactorErrorCode = (typeof OWN_CODES)[number] | (typeof SYSTEM_CODES)[number];
+
+/** Every code a `ReactorError` can have, for code that lists or checks them. */
+export const REACTOR_ERROR_CODES: readonly ReactorErrorCode[] = [...OWN_CODES, ...SYSTEM_CODES];
+
+const KNOWN: ReadonlySet<string> = new Set(REACTOR_ERROR_CODES);
+
+/** The code for an errno name: itself where listed, else EIO. */
+export function codeOf(errnoName: string): ReactorErrorCode {
+  return KNOWN.has(errnoName) ? (errnoName as ReactorErrorCode) : 'EIO';
+}
+
+/**
+ * A failed system call: `name` is the errno's (or Win32 error's POSIX) name, `errno` its number,
+ * `what` what was attempted. An errno outside the list keeps its name in the message.
+ */
+export function systemError(syscall: string, name: string, errno: number, what: string): ReactorError {
+  const code = codeOf(name);
+  const failed = code === name ? `${syscall} failed` : `${syscall} failed with ${name}`;
+  return new ReactorError(code, `${failed}: ${what}`, { syscall, errno });
+}
 
 /** Options that say where an error came from. */
 export interface ReactorErrorOptions {

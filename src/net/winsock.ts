@@ -9,7 +9,7 @@
  * Applications"), and they are small multiples of 4: they pass as the same non-negative
  * integers as POSIX fds, and fit the Int32Array that `accept` fills.
  */
-import { ReactorError } from '../core/errors.js';
+import { ReactorError, systemError } from '../core/errors.js';
 import {
   FIONBIO,
   HANDLE_FLAG_INHERIT,
@@ -87,7 +87,7 @@ function errnoName(error: number): string {
 }
 
 function socketError(syscall: string, error: number, what: string): ReactorError {
-  return new ReactorError(errnoName(error), `${syscall} failed with Winsock error ${error}: ${what}`, { syscall, errno: error });
+  return systemError(syscall, errnoName(error), error, `Winsock error ${error}: ${what}`);
 }
 
 /** The calling thread's last Winsock error. */

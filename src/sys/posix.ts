@@ -1,6 +1,6 @@
 /** koffi handles to the C library of POSIX systems, and errno as ReactorError. */
 import koffi, { type LibraryHandle } from 'koffi';
-import { ReactorError } from '../core/errors.js';
+import { systemError, type ReactorError } from '../core/errors.js';
 import { platform } from './platform.js';
 
 /**
@@ -65,5 +65,5 @@ export function errnoName(value: number): string {
 
 /** A ReactorError for a syscall that failed with `value`, saying what was attempted. */
 export function syscallError(syscall: string, value: number, what: string): ReactorError {
-  return new ReactorError(errnoName(value), `${syscall} failed: ${what}`, { syscall, errno: value });
+  return systemError(syscall, errnoName(value), value, what);
 }

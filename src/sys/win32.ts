@@ -3,7 +3,7 @@
  * the IOCP backend, and the Winsock socket calls of src/net/winsock.ts.
  */
 import koffi from 'koffi';
-import { ReactorError } from '../core/errors.js';
+import { ReactorError, systemError } from '../core/errors.js';
 
 /**
  * A pointer or HANDLE argument. koffi 3 takes a BigInt or a number as an address, null as
@@ -384,20 +384,14 @@ export function win32ErrnoName(error: number): string {
 
 /** A ReactorError for a Win32 or Winsock call that failed with `error`, saying what was attempted. */
 export function win32Error(syscall: string, error: number, what: string): ReactorError {
-  return new ReactorError(win32ErrnoName(error), `${syscall} failed with Windows error ${error}: ${what}`, {
-    syscall,
-    errno: error,
-  });
+  return systemError(syscall, win32ErrnoName(error), error, `Windows error ${error}: ${what}`);
 }
 
 /** A ReactorError for an NT call that returned `status`, translated as Win32 would. */
 export function ntError(syscall: string, status: number, what: string): ReactorError {
   const error = win32().RtlNtStatusToDosError(status);
   const hex = (status >>> 0).toString(16).padStart(8, '0');
-  return new ReactorError(win32ErrnoName(error), `${syscall} failed with NTSTATUS 0x${hex} (Windows error ${error}): ${what}`, {
-    syscall,
-    errno: error,
-  });
+  return systemError(syscall, win32ErrnoName(error), error, `NTSTATUS 0x${hex} (Windows error ${error}): ${what}`);
 }
 
 /** The `size` bytes of native memory at `address` (a VirtualAlloc block), as an ArrayBuffer. */
