@@ -1,6 +1,6 @@
 /**
  * Every interleaving of a few threads driving the real transitions of src/core/table.ts on a
- * real Int32Array, checked against the invariants of DESIGN.md section 3: never two holders of
+ * real Int32Array, checked against the invariants of docs/ARCHITECTURE.md ("The state word"): never two holders of
  * one registration; every readiness that exists while armed is delivered; a force is delivered
  * exactly once, never concurrently with a handler; nothing is delivered for a deleted token; a
  * stale token is refused; a ONESHOT delivery frees the registration and nothing follows it.

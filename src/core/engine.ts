@@ -13,7 +13,7 @@ import { RearmBatch } from './rearm-batch.js';
 import {
   claim,
   claimQueued,
-  deliveredFlags,
+  deliveredReady,
   force,
   FORCED_PUSH,
   genOf,
@@ -260,7 +260,7 @@ export class Engine {
       if (slot < 0) return n;
       const word = claimQueued(this.words, slot);
       if (word === 0) continue;
-      const ready = deliveredFlags(word, 0);
+      const ready = deliveredReady(word, 0);
       const token = tokenOf(slot, genOf(word));
       events.tokens[n] = token;
       events.ready[n] = ready & USER_READY;

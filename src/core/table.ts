@@ -1,7 +1,7 @@
 /**
- * Registration slots in shared memory and their state machine (DESIGN.md section 3).
+ * Registration slots in shared memory and their state machine (docs/ARCHITECTURE.md, "The state word").
  *
- * Each slot has one Int32 state word holding the state, the flags and the generation, so that
+ * Each slot has one Int32 state word holding the state, its F, T, Q, P and ONESHOT bits and the generation, so that
  * every transition is a single compareExchange that also checks the generation: an operation
  * with a stale token can never touch a newer registration of the same slot.
  *
@@ -70,8 +70,8 @@ export function genOfToken(token: number): number {
   return (token / SLOT_LIMIT) | 0;
 }
 
-/** The flags a delivery carries for the force bits of a word. */
-function forcedFlags(word: number): number {
+/** The Ready bits a delivery carries for the force bits of a word. */
+function forcedReady(word: number): number {
   if ((word & FORCE) === 0) return 0;
   return (word & TIMEOUT) !== 0 ? Ready.FORCED | Ready.TIMEOUT : Ready.FORCED;
 }
@@ -99,7 +99,7 @@ export function claim(words: Int32Array, slot: number, gen: number, readiness: n
     const state = w & STATE;
     if (state === ARMED) {
       const next = activate(w);
-      if (Atomics.compareExchange(words, slot, w, next) === w) return deliveredFlags(w, readiness);
+      if (Atomics.compareExchange(words, slot, w, next) === w) return deliveredReady(w, readiness);
     } else if (state === REARMING) {
       const next = w | ((readiness << PENDING_SHIFT) & PENDING);
       if (next === w || Atomics.compareExchange(words, slot, w, next) === w) return HANDED_ON;
@@ -113,7 +113,7 @@ export function claim(words: Int32Array, slot: number, gen: number, readiness: n
  * A waiter popped `slot` from the ready queue. Clears Q, then delivers if the slot is ARMED
  * with a force or handed-on readiness pending, whatever its generation (the entry names the
  * slot, so a stale entry never hides a newer registration's force). Returns the word it
- * delivered from (never 0: generations start at 1), for `deliveredFlags` and `genOf`, or
+ * delivered from (never 0: generations start at 1), for `deliveredReady` and `genOf`, or
  * DROPPED.
  */
 export function claimQueued(words: Int32Array, slot: number): number {
@@ -132,9 +132,9 @@ function activate(word: number): number {
 }
 
 /** The Ready bits delivered from `word` with kernel `readiness`, plus MUST_FREE for ONESHOT. */
-export function deliveredFlags(word: number, readiness: number): number {
-  const flags = readiness | ((word & PENDING) >>> PENDING_SHIFT) | forcedFlags(word);
-  return (word & ONESHOT) !== 0 ? flags | MUST_FREE : flags;
+export function deliveredReady(word: number, readiness: number): number {
+  const ready = readiness | ((word & PENDING) >>> PENDING_SHIFT) | forcedReady(word);
+  return (word & ONESHOT) !== 0 ? ready | MUST_FREE : ready;
 }
 
 /** `beginRearm` / `force` / `beginDelete` result: no live registration has that token. */

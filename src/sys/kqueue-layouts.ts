@@ -125,7 +125,7 @@ const CLASSIC_32 = {
  *  __int64_t data; void *udata; __uint64_t ext[4];` = 64 bytes. The 32-byte layout of 11.x and
  * older survives only as `struct kevent_freebsd11` behind the `kevent@FBSD_1.0` compat symbol.
  * `EVFILT_USER (-11)`, `EV_RECEIPT 0x0040`, `EV_DISPATCH 0x0080`, `NOTE_TRIGGER 0x01000000`.
- * (The same header also has `EV_FORCEONESHOT 0x0100`, unused here: see DESIGN.md on FORCEOS.)
+ * (The same header also has `EV_FORCEONESHOT 0x0100`, unused here: see docs/ARCHITECTURE.md on FORCEOS.)
  */
 export const FREEBSD: KeventProfile = {
   ...CLASSIC_32,

@@ -21,7 +21,7 @@ import {
   claim,
   claimQueued,
   DELETING,
-  deliveredFlags,
+  deliveredReady,
   DROPPED,
   endRearm,
   force,
@@ -253,7 +253,7 @@ const OWES_PUSH = new Set(['push']);
 
 /**
  * A delivery to waiter `me`: the checks every delivery must pass, then the handler starts.
- * `flags` is what claim or deliveredFlags returned.
+ * `flags` is what claim or deliveredReady returned.
  */
 function deliver(w: World, me: Actor, gen: number, flags: number, via: string): void {
   const forced = (flags & Ready.FORCED) !== 0;
@@ -390,11 +390,11 @@ export function waiter(options: WaiterOptions): Program {
     popped: () => [
       move('claimQueued', (w, me) => {
         const word = w.run((words) => claimQueued(words, SLOT));
-        w.result = word === DROPPED ? ' -> DROPPED' : ` -> ${claimLabel(deliveredFlags(word, 0))} from ${describeWord(word)}`;
+        w.result = word === DROPPED ? ' -> DROPPED' : ` -> ${claimLabel(deliveredReady(word, 0))} from ${describeWord(word)}`;
         me.pc = 'wait';
         if (word === DROPPED) return saw('queue entry dropped');
         const gen = genOf(word);
-        const flags = deliveredFlags(word, 0);
+        const flags = deliveredReady(word, 0);
         deliver(w, me, gen, flags, `claimQueued (word ${describeWord(word)})`);
       }),
     ],
