@@ -15,6 +15,7 @@ export {
   type Workers,
   type WorkersSummary,
   type ThreadSummary,
+  type ThreadDeath,
   type WorkerContext,
   type EventHandler,
   type HandlerModule,

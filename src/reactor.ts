@@ -8,6 +8,17 @@ import type { AttachOptions, OpenOptions } from './core/options.js';
 import { CoreReactor } from './core/reactor.js';
 import { slotOfToken } from './core/table.js';
 import { nodeLoop } from './loop/watch.js';
+import { isMainThread, threadId } from 'node:worker_threads';
+
+/**
+ * How long one kernel wait may block in a worker thread: `worker.terminate()` takes effect once
+ * the thread is back from the kernel, so this bounds how long it takes.
+ */
+const WORKER_WAIT_SLICE_MS = 50;
+
+function engineOptions(batchRearms: boolean | undefined): { batchRearms: boolean; waitSliceMs: number } {
+  return { batchRearms: batchRearms !== false, waitSliceMs: isMainThread ? -1 : WORKER_WAIT_SLICE_MS };
+}
 
 /**
  * A dispatch-once event reactor shared by many threads. Each registration's event is active in
@@ -31,7 +42,7 @@ export class Reactor extends CoreReactor {
     const capacity = options.capacity ?? DEFAULT_CAPACITY;
     checkSizes(capacity, options.stateBytes ?? 0);
     const backend = openBackend(options.backend ?? 'auto', { capacity, native: options.native ?? true, indexOf: slotOfToken });
-    return new Reactor(backend, createMemory(capacity, options.stateBytes ?? 0), nodeLoop, options.batchRearms !== false);
+    return new Reactor(backend, createMemory(capacity, options.stateBytes ?? 0, threadId), nodeLoop, engineOptions(options.batchRearms));
   }
 
   /**
@@ -42,7 +53,7 @@ export class Reactor extends CoreReactor {
    */
   static attach(handle: ReactorHandle, options: AttachOptions = {}): Reactor {
     const checked = checkHandle(handle);
-    const memory = attachMemory(checked);
-    return new Reactor(attachBackend(checked.backend, slotOfToken), memory, nodeLoop, options.batchRearms !== false);
+    const backend = attachBackend(checked.backend, slotOfToken);
+    return new Reactor(backend, attachMemory(checked, threadId), nodeLoop, engineOptions(options.batchRearms));
   }
 }

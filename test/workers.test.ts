@@ -3,7 +3,7 @@ import assert from 'node:assert/strict';
 import { afterEach, it } from 'vitest';
 import { HandlerError, Interest, Reactor, runWorkers, type RunWorkersOptions } from '../src/index.js';
 import { closeFd, send, socketPair } from './support/sockets.js';
-import { FINISHED, STARTED, type PoolTestData } from './support/pool-handler.js';
+import { ABANDONED, FINISHED, SHARED_COUNTERS, STARTED, type PoolTestData } from './support/pool-handler.js';
 import { until } from './support/wait.js';
 
 const HANDLER = new URL('./support/pool-handler.js', import.meta.url);
@@ -29,7 +29,7 @@ function fixture(pairs: number, threads: number, behaviour: PoolTestData['behavi
   });
   const data: PoolTestData = {
     behaviour,
-    counters: new SharedArrayBuffer(4 * (threads + 2)),
+    counters: new SharedArrayBuffer(4 * (threads + SHARED_COUNTERS)),
     holdMs,
     throwOn: new SharedArrayBuffer(8),
   };
@@ -114,3 +114,32 @@ it('every_thread_takes_events', async () => {
   }
   assert.equal(summary.events, summary.threads.reduce((sum, t) => sum + t.events, 0));
 });
+
+for (const restart of [true, false]) {
+  it(`thread_that_dies_holding_is_reported_and_its_event_handed_on${restart ? '_and_replaced' : '_not_replaced'}`, async () => {
+    const threads = 2;
+    const { tokens, data, counters, options } = fixture(4, threads, 'exitHolding', 1);
+    new Float64Array(data.throwOn)[0] = tokens[0]!;
+    const workers = await runWorkers({ ...options, restart, onError: () => {} });
+    const firstIds = [...workers.threadIds];
+    await until('the events it held to come back ABANDONED to a live thread', () => Atomics.load(counters, threads + ABANDONED) > 0);
+    const before = workers.events();
+    await until('the threads to keep serving', () => workers.events() > before + 20);
+    const summary = await workers.close();
+    assert.equal(summary.deaths.length, 1);
+    const death = summary.deaths[0]!;
+    assert.equal(death.threadId, firstIds[death.index]);
+    assert.match(death.error.message, /exited \(code 5\)/);
+    // It held the whole batch its last wait delivered, the token it died on among them.
+    assert.ok(death.handedOn >= 1);
+    assert.equal(Atomics.load(counters, threads + ABANDONED), death.handedOn, 'each delivered once more, flagged ABANDONED');
+    if (restart) {
+      assert.notEqual(death.replacedBy, undefined);
+      assert.equal(summary.threads[death.index]!.threadId, death.replacedBy);
+    } else {
+      assert.equal(death.replacedBy, undefined);
+    }
+    assert.equal(summary.events, workers.events());
+    console.log(`pool death (restart ${restart}): thread ${death.index} died holding ${death.handedOn} events, each handed on once; ${summary.events} events in all`);
+  });
+}

@@ -11,6 +11,8 @@ import type { LoopSource } from './loop.js';
 import { NOTIFIED, SLEEPERS, type ReactorMemory } from './memory.js';
 import { RearmBatch } from './rearm-batch.js';
 import {
+  abandon,
+  ACTIVE,
   claim,
   claimQueued,
   deliveredReady,
@@ -19,6 +21,7 @@ import {
   genOf,
   genOfToken,
   MUST_FREE,
+  NOT_LIVE,
   REARMING,
   slotOfToken,
   STATE,
@@ -28,6 +31,25 @@ import {
 /** Ready bits a delivery result carries to the user (MUST_FREE and above stay inside). */
 const USER_READY = MUST_FREE - 1;
 
+/**
+ * How long recovery lets a live thread finish a claim it began before looking again: a claim
+ * records its holder a few instructions after winning the slot, and until then the slot still
+ * names its previous holder, who may be the thread that died.
+ */
+const CLAIM_GRACE_MS = 2;
+
+/** What the engine is told by the composition. */
+export interface EngineOptions {
+  /** Stage re-arms and apply them with the next poll. */
+  readonly batchRearms: boolean;
+  /**
+   * The longest one kernel wait may block, in ms, or -1 for no limit. A worker thread's waits
+   * are cut into slices so that `worker.terminate()` takes effect within one: a thread blocked
+   * in the kernel cannot be interrupted.
+   */
+  readonly waitSliceMs: number;
+}
+
 export class Engine {
   /** This thread's staged re-arms (batchRearms), applied with its next poll. */
   readonly staged: RearmBatch | undefined;
@@ -36,15 +58,22 @@ export class Engine {
   /** This thread's buffer for the backend's events, grown to the largest Events seen. */
   private raw = new RawEvents(1);
   private readonly words: Int32Array;
+  private readonly holders: Int32Array;
+  /** This thread's attachment: what a delivery to it records as the slot's holder. */
+  readonly me: number;
+  private readonly waitSliceMs: number;
   private loop: LoopSource | undefined;
 
   constructor(
     readonly backend: Backend,
     readonly memory: ReactorMemory,
-    batchRearms: boolean,
+    options: EngineOptions,
   ) {
     this.words = memory.table.words;
-    this.staged = batchRearms ? new RearmBatch(this.words, this) : undefined;
+    this.holders = memory.holders;
+    this.me = memory.lifetime.attachment;
+    this.waitSliceMs = options.waitSliceMs;
+    this.staged = options.batchRearms ? new RearmBatch(this.words, this) : undefined;
   }
 
   /** Counts this thread in as a user of the kernel objects; ECLOSED once closed. */
@@ -178,8 +207,9 @@ export class Engine {
         // this waiter's checks sees the count and wakes it.
         Atomics.add(signals, SLEEPERS, 1);
         const pending = queue.length !== 0 || Atomics.load(signals, NOTIFIED) !== 0 || lifetime.closed;
+        const slice = this.waitSliceMs;
         try {
-          got = backend.wait(this.raw, room, pending ? 0 : sleep);
+          got = backend.wait(this.raw, room, pending ? 0 : slice >= 0 && (sleep < 0 || sleep > slice) ? slice : sleep);
         } finally {
           Atomics.sub(signals, SLEEPERS, 1);
         }
@@ -244,6 +274,7 @@ export class Engine {
       if (slot >= capacity) continue;
       const ready = claim(this.words, slot, genOfToken(token), raw.ready[i]!);
       if (ready <= 0) continue;
+      this.holders[slot] = this.me;
       events.tokens[n] = token;
       events.ready[n] = ready & USER_READY;
       n++;
@@ -260,6 +291,7 @@ export class Engine {
       if (slot < 0) return n;
       const word = claimQueued(this.words, slot);
       if (word === 0) continue;
+      this.holders[slot] = this.me;
       const ready = deliveredReady(word, 0);
       const token = tokenOf(slot, genOf(word));
       events.tokens[n] = token;
@@ -268,6 +300,37 @@ export class Engine {
       if (ready & MUST_FREE) this.freeSlot(slot, token, true);
     }
     return n;
+  }
+
+  /**
+   * Thread `threadId` has exited: counts it out of any call it died in, and hands every event it
+   * held (or was re-arming) to a live waiter, flagged ABANDONED. Returns how many it handed on.
+   */
+  threadExited(threadId: number): number {
+    const { lifetime, table } = this.memory;
+    const dead = lifetime.exited(threadId);
+    if (dead.length === 0) return 0;
+    const words = this.words;
+    const holders = this.holders;
+    const held: number[] = [];
+    for (let slot = 0; slot < table.capacity; slot++) {
+      if (!dead.includes(holders[slot]!)) continue;
+      const state = Atomics.load(words, slot) & STATE;
+      if (state === ACTIVE || state === REARMING) held.push(slot);
+    }
+    if (held.length > 0) Atomics.wait(pause, 0, 0, CLAIM_GRACE_MS);
+    let handedOn = 0;
+    for (const slot of held) {
+      if (!dead.includes(holders[slot]!)) continue; // a live thread claimed it meanwhile
+      const r = abandon(words, slot, genOf(Atomics.load(words, slot)));
+      if (r === NOT_LIVE) continue;
+      holders[slot] = 0;
+      handedOn++;
+      if (r === FORCED_PUSH) this.memory.queue.push(slot);
+    }
+    if (handedOn > 0) this.backend.wake();
+    if (lifetime.free(dead)) this.finalize();
+    return handedOn;
   }
 
   /** The last user is gone: wait out any rearm still in its kernel call, then free the kernel objects. */

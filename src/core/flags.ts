@@ -23,6 +23,11 @@ export const Ready = {
   FORCED: 16,
   /** Delivered because the registration's deadline passed; always with `FORCED`. */
   TIMEOUT: 32,
+  /**
+   * The thread that held this event died before re-arming it (`threadExited`): it is yours now,
+   * whatever the fd's readiness. Tear the connection down, or resume it.
+   */
+  ABANDONED: 64,
 } as const;
 
 /** How a registration behaves after a delivery. */

@@ -1,32 +1,74 @@
-/** Who is inside the reactor's kernel objects, so that close frees them only after the last one leaves. */
+/**
+ * Who is inside the reactor's kernel objects, so that close frees them only after the last one
+ * leaves; and which threads have joined the reactor, so that a thread that died can be counted
+ * out and the events it held given to others.
+ */
+import { ReactorError } from './errors.js';
 
+// Header words.
 const CLOSED = 0;
 const FINALIZED = 1;
-const NEXT_STRIPE = 2;
-/** Each user count sits on its own 64-byte line, so threads do not bounce one counter. */
-const STRIPE_INTS = 16;
-const STRIPES = 16;
-const FIRST_STRIPE = STRIPE_INTS;
+/** Each attachment sits on its own 64-byte line, so threads do not bounce one counter. */
+const ENTRY_INTS = 16;
+const FIRST_ENTRY = ENTRY_INTS;
+/** The most threads (Reactor objects) attached at once. */
+export const MAX_ATTACHMENTS = 256;
+
+// Words of an attachment entry.
+const STATE = 0;
+const THREAD = 1;
+const USERS = 2;
+
+// Attachment states.
+const FREE = 0;
+const LIVE = 1;
+/** Its thread died: being released by `threadExited`. */
+const DEAD = 2;
 
 /**
  * Every call that touches a kernel object (a wait, a rearm, an add, a wake) is bracketed by
  * `enter` and `leave`. `close` sets CLOSED; from then on `enter` refuses, and whoever brings the
- * count of users to zero (close itself, or the last one to leave) finalizes exactly once. The
- * count is striped per Reactor instance (one per thread, usually) so the hot path is one
- * uncontended atomic add and sub; sequentially consistent Atomics make "set CLOSED, then sum"
- * against "count in, then read CLOSED" safe.
+ * count of users to zero (close itself, the last one to leave, or `threadExited` for a thread
+ * that died inside a call) finalizes exactly once. Each attachment (a Reactor object, one per
+ * thread as a rule) counts on its own line, so the hot path is one uncontended atomic add and
+ * sub; sequentially consistent Atomics make "set CLOSED, then sum" against "count in, then read
+ * CLOSED" safe.
  */
 export class Lifetime {
   private readonly words: Int32Array;
-  private readonly stripe: number;
+  /** This attachment's number, 1 to MAX_ATTACHMENTS: the holder a delivery records. */
+  readonly attachment: number;
+  private readonly users: number;
 
   static memory(): SharedArrayBuffer {
-    return new SharedArrayBuffer((FIRST_STRIPE + STRIPES * STRIPE_INTS) * 4);
+    return new SharedArrayBuffer((FIRST_ENTRY + MAX_ATTACHMENTS * ENTRY_INTS) * 4);
   }
 
-  constructor(readonly buffer: SharedArrayBuffer) {
-    this.words = new Int32Array(buffer);
-    this.stripe = FIRST_STRIPE + (Atomics.add(this.words, NEXT_STRIPE, 1) % STRIPES) * STRIPE_INTS;
+  /** Whether the reactor whose lifetime is in `buffer` is closed, without joining it. */
+  static isClosed(buffer: SharedArrayBuffer): boolean {
+    return Atomics.load(new Int32Array(buffer, 0, 1), CLOSED) !== 0;
+  }
+
+  /** Joins the reactor as thread `threadId`: ENOSPC when MAX_ATTACHMENTS are live. */
+  constructor(
+    readonly buffer: SharedArrayBuffer,
+    threadId: number,
+  ) {
+    const words = new Int32Array(buffer);
+    this.words = words;
+    for (let i = 0; i < MAX_ATTACHMENTS; i++) {
+      const at = FIRST_ENTRY + i * ENTRY_INTS;
+      if (Atomics.compareExchange(words, at + STATE, FREE, LIVE) !== FREE) continue;
+      Atomics.store(words, at + THREAD, threadId);
+      Atomics.store(words, at + USERS, 0);
+      this.attachment = i + 1;
+      this.users = at + USERS;
+      return;
+    }
+    throw new ReactorError(
+      'ENOSPC',
+      `${MAX_ATTACHMENTS} threads are attached to this reactor: call threadExited(threadId) from each Worker's 'exit' event`,
+    );
   }
 
   get closed(): boolean {
@@ -35,7 +77,7 @@ export class Lifetime {
 
   /** Counts the caller in; false if the reactor is closed (the caller must not touch it). */
   enter(): boolean {
-    Atomics.add(this.words, this.stripe, 1);
+    Atomics.add(this.words, this.users, 1);
     if (Atomics.load(this.words, CLOSED) === 0) return true;
     this.leave();
     return false;
@@ -43,7 +85,7 @@ export class Lifetime {
 
   /** Counts the caller out; true if the caller must now finalize (free the kernel objects). */
   leave(): boolean {
-    Atomics.sub(this.words, this.stripe, 1);
+    Atomics.sub(this.words, this.users, 1);
     return Atomics.load(this.words, CLOSED) !== 0 && this.claimFinalize();
   }
 
@@ -53,10 +95,33 @@ export class Lifetime {
     return this.claimFinalize();
   }
 
+  /**
+   * Thread `threadId` has exited: marks its attachments DEAD and counts them out of every call
+   * they died in. Returns their numbers, for the caller to release what they held, then `free`.
+   */
+  exited(threadId: number): number[] {
+    const words = this.words;
+    const dead: number[] = [];
+    for (let i = 0; i < MAX_ATTACHMENTS; i++) {
+      const at = FIRST_ENTRY + i * ENTRY_INTS;
+      if (i + 1 === this.attachment || Atomics.load(words, at + THREAD) !== threadId) continue;
+      if (Atomics.compareExchange(words, at + STATE, LIVE, DEAD) !== LIVE) continue;
+      Atomics.store(words, at + USERS, 0);
+      dead.push(i + 1);
+    }
+    return dead;
+  }
+
+  /** Frees the entries `exited` returned, for new threads to join. True if the caller must now finalize. */
+  free(attachments: readonly number[]): boolean {
+    for (const a of attachments) Atomics.store(this.words, FIRST_ENTRY + (a - 1) * ENTRY_INTS + STATE, FREE);
+    return this.closed && this.claimFinalize();
+  }
+
   private claimFinalize(): boolean {
     const w = this.words;
-    for (let s = 0; s < STRIPES; s++) {
-      if (Atomics.load(w, FIRST_STRIPE + s * STRIPE_INTS) !== 0) return false;
+    for (let i = 0; i < MAX_ATTACHMENTS; i++) {
+      if (Atomics.load(w, FIRST_ENTRY + i * ENTRY_INTS + USERS) !== 0) return false;
     }
     return Atomics.compareExchange(w, FINALIZED, 0, 1) === 0;
   }

@@ -17,6 +17,7 @@ export interface ReactorHandle {
   readonly queue: SharedArrayBuffer;
   readonly signals: SharedArrayBuffer;
   readonly lifetime: SharedArrayBuffer;
+  readonly holders: SharedArrayBuffer;
   readonly deadlines: DeadlineMemory;
   readonly state: StateMemory;
 }
@@ -27,6 +28,8 @@ export interface ReactorMemory {
   readonly queue: ReadyQueue;
   readonly signals: Int32Array;
   readonly lifetime: Lifetime;
+  /** Per slot: the attachment (Lifetime.attachment) holding its event, or 0 when none does. */
+  readonly holders: Int32Array;
   readonly deadlines: Deadlines;
   readonly state: SharedState;
 }
@@ -52,13 +55,17 @@ export function checkSizes(capacity: number, stateBytes: number): void {
   }
 }
 
-/** New memory for `capacity` registrations with `stateBytes` of state each (checked by `checkSizes`). */
-export function createMemory(capacity: number, stateBytes: number): ReactorMemory {
+/**
+ * New memory for `capacity` registrations with `stateBytes` of state each (checked by
+ * `checkSizes`), joined by thread `threadId`.
+ */
+export function createMemory(capacity: number, stateBytes: number, threadId: number): ReactorMemory {
   return {
     table: Table.create(capacity),
     queue: ReadyQueue.create(capacity),
     signals: new Int32Array(new SharedArrayBuffer(SIGNAL_INTS * 4)),
-    lifetime: new Lifetime(Lifetime.memory()),
+    lifetime: new Lifetime(Lifetime.memory(), threadId),
+    holders: new Int32Array(new SharedArrayBuffer(capacity * 4)),
     deadlines: Deadlines.create(capacity),
     state: SharedState.create(capacity, stateBytes),
   };
@@ -72,6 +79,7 @@ export function describe(memory: ReactorMemory, backend: BackendHandle): Reactor
     queue: memory.queue.buffer,
     signals: memory.signals.buffer as SharedArrayBuffer,
     lifetime: memory.lifetime.buffer,
+    holders: memory.holders.buffer as SharedArrayBuffer,
     deadlines: memory.deadlines.memory,
     state: memory.state.memory,
   };
@@ -88,6 +96,7 @@ export function checkHandle(handle: unknown): ReactorHandle {
     !(h.queue instanceof SharedArrayBuffer) ||
     !(h.signals instanceof SharedArrayBuffer) ||
     !(h.lifetime instanceof SharedArrayBuffer) ||
+    !(h.holders instanceof SharedArrayBuffer) ||
     !(h.deadlines?.buffer instanceof SharedArrayBuffer) ||
     !(h.state?.buffer instanceof SharedArrayBuffer)
   ) {
@@ -96,15 +105,15 @@ export function checkHandle(handle: unknown): ReactorHandle {
   return h as ReactorHandle;
 }
 
-/** This thread's views of the memory a checked handle describes. */
-export function attachMemory(handle: ReactorHandle): ReactorMemory {
-  const lifetime = new Lifetime(handle.lifetime);
-  if (lifetime.closed) throw closedError();
+/** Thread `threadId`'s views of the memory a checked handle describes. */
+export function attachMemory(handle: ReactorHandle, threadId: number): ReactorMemory {
+  if (Lifetime.isClosed(handle.lifetime)) throw closedError();
   return {
     table: Table.attach(handle.table),
     queue: new ReadyQueue(handle.queue),
     signals: new Int32Array(handle.signals),
-    lifetime,
+    lifetime: new Lifetime(handle.lifetime, threadId),
+    holders: new Int32Array(handle.holders),
     deadlines: new Deadlines(handle.deadlines),
     state: new SharedState(handle.state),
   };

@@ -4,7 +4,7 @@
  */
 import type { Backend, BackendKind } from './backend.js';
 import { closedError, notLive, ReactorError } from './errors.js';
-import { Engine, backOff } from './engine.js';
+import { Engine, backOff, type EngineOptions } from './engine.js';
 import { Events } from './events.js';
 import { checkFd, checkInterest, checkMode, checkTimeout, Mode } from './flags.js';
 import type { AddOptions } from './options.js';
@@ -12,6 +12,7 @@ import type { LoopDriver, StopWatching } from './loop.js';
 import { describe, NOTIFIED, type ReactorHandle, type ReactorMemory } from './memory.js';
 import {
   abortRearm,
+  ACTIVE,
   ALREADY_FORCED,
   beginDelete,
   beginRearm,
@@ -19,11 +20,13 @@ import {
   endRearm,
   force,
   FORCED_PUSH,
+  genOf,
   genOfToken,
   isLive,
   NOT_LIVE,
   OK,
   slotOfToken,
+  STATE,
 } from './table.js';
 
 /**
@@ -39,9 +42,9 @@ export class CoreReactor {
     private readonly backend: Backend,
     private readonly memory: ReactorMemory,
     private readonly loopDriver: LoopDriver,
-    batchRearms: boolean,
+    options: EngineOptions,
   ) {
-    this.engine = new Engine(backend, memory, batchRearms);
+    this.engine = new Engine(backend, memory, options);
     this.words = memory.table.words;
   }
 
@@ -128,6 +131,7 @@ export class CoreReactor {
     // No lifetime count here, to keep the hot path short: a REARMING slot holds the kernel
     // objects open instead (finalize waits until no slot is REARMING), and CLOSED is read
     // after entering REARMING, so either this call sees it or the finalizer sees the slot.
+    if (this.memory.holders[slot] !== this.engine.me) throw this.rearmError(token, slot, gen, false);
     const r = beginRearm(words, slot, gen);
     if (r !== OK) throw this.rearmError(token, slot, gen, r === NOT_LIVE);
     if (lifetime.closed) {
@@ -379,6 +383,25 @@ export class CoreReactor {
   }
 
   /**
+   * Call from a Worker's `'exit'` event with its `threadId` (read when the Worker was made: it is
+   * -1 once the thread is gone): every event that thread held, or was re-arming, is delivered
+   * once more to a live waiter, flagged ABANDONED (and FORCED or TIMEOUT if a force or deadline
+   * was pending), and the thread is counted out of any call it died in, so `close()` still frees
+   * the kernel objects. `runWorkers` calls it itself. Returns how many events were handed on.
+   *
+   * @example
+   * const worker = new Worker(file, { workerData: { reactor: r.share() } });
+   * const id = worker.threadId;
+   * worker.on('exit', () => r.threadExited(id));
+   */
+  threadExited(threadId: number): number {
+    if (!Number.isSafeInteger(threadId) || threadId < 0) {
+      throw new ReactorError('EINVAL', `threadExited takes the Worker's threadId, a non-negative integer; got ${String(threadId)}`);
+    }
+    return this.engine.threadExited(threadId);
+  }
+
+  /**
    * A structured-cloneable handle for `Reactor.attach` in a worker thread.
    *
    * @example
@@ -406,6 +429,11 @@ export class CoreReactor {
 
   private rearmError(token: number, slot: number, gen: number, dead: boolean): ReactorError {
     if (this.closed) return closedError();
+    const word = Atomics.load(this.words, slot);
+    if (!dead && genOf(word) === gen && (word & STATE) === ACTIVE && this.memory.holders[slot] !== this.engine.me) {
+      return new ReactorError('EPERM', `token ${token} is held by another thread: only the thread wait() delivered it to may rearm it`);
+    }
+    if (!dead && !isLive(this.words, slot, gen)) dead = true;
     if (!dead) {
       return new ReactorError('EINVAL', `token ${token} is not held by a handler: rearm only after wait() delivered it, once`);
     }

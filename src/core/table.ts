@@ -33,9 +33,11 @@ export const ONESHOT = 1 << 6;
 /** P: readiness the kernel reported while the slot was REARMING (Ready bits, shifted). */
 export const PENDING_SHIFT = 7;
 export const PENDING = 0xf << PENDING_SHIFT;
-/** Bits 11-31: the generation, 1 to 2^21 - 1; it changes every time the slot is freed. */
-export const GEN_SHIFT = 11;
-export const GEN_LIMIT = 1 << 21;
+/** A: its holder's thread died; delivered once more, as ABANDONED, to a live waiter. */
+export const ABANDONED = 1 << 11;
+/** Bits 12-31: the generation, 1 to 2^20 - 1; it changes every time the slot is freed. */
+export const GEN_SHIFT = 12;
+export const GEN_LIMIT = 1 << 20;
 
 /** Tokens are `generation * SLOT_LIMIT + slot`: at most 43 bits, a safe integer. */
 export const SLOT_BITS = 22;
@@ -65,15 +67,16 @@ export function slotOfToken(token: number): number {
   return token & (SLOT_LIMIT - 1);
 }
 
-/** The generation of a token: below 2^21, so `| 0` floors the exact quotient. */
+/** The generation of a token: below 2^20, so `| 0` floors the exact quotient. */
 export function genOfToken(token: number): number {
   return (token / SLOT_LIMIT) | 0;
 }
 
-/** The Ready bits a delivery carries for the force bits of a word. */
+/** The Ready bits a delivery carries for the force and abandon bits of a word. */
 function forcedReady(word: number): number {
-  if ((word & FORCE) === 0) return 0;
-  return (word & TIMEOUT) !== 0 ? Ready.FORCED | Ready.TIMEOUT : Ready.FORCED;
+  const abandoned = (word & ABANDONED) !== 0 ? Ready.ABANDONED : 0;
+  if ((word & FORCE) === 0) return abandoned;
+  return ((word & TIMEOUT) !== 0 ? Ready.FORCED | Ready.TIMEOUT : Ready.FORCED) | abandoned;
 }
 
 // ---- Transitions ----------------------------------------------------------------------------
@@ -119,15 +122,15 @@ export function claim(words: Int32Array, slot: number, gen: number, readiness: n
 export function claimQueued(words: Int32Array, slot: number): number {
   for (let w = words[slot]!; ; w = Atomics.load(words, slot)) {
     const cleared = w & ~QUEUED;
-    const deliver = (w & STATE) === ARMED && (w & (FORCE | PENDING)) !== 0;
+    const deliver = (w & STATE) === ARMED && (w & (FORCE | PENDING | ABANDONED)) !== 0;
     const next = deliver ? activate(cleared) : cleared;
     if (Atomics.compareExchange(words, slot, w, next) === w) return deliver ? w : DROPPED;
   }
 }
 
-/** ARMED → ACTIVE, or → DELETING for ONESHOT; the force and pending bits are consumed. */
+/** ARMED → ACTIVE, or → DELETING for ONESHOT; the force, pending and abandon bits are consumed. */
 function activate(word: number): number {
-  const rest = word & ~(STATE | FORCE | TIMEOUT | PENDING);
+  const rest = word & ~(STATE | FORCE | TIMEOUT | PENDING | ABANDONED);
   return rest | ((word & ONESHOT) !== 0 ? DELETING : ACTIVE);
 }
 
@@ -201,6 +204,22 @@ export function force(words: Int32Array, slot: number, gen: number, timeout: boo
     }
     const push = state === ARMED && (w & QUEUED) === 0;
     const next = w | FORCE | (timeout ? TIMEOUT : 0) | (push ? QUEUED : 0);
+    if (Atomics.compareExchange(words, slot, w, next) === w) return push ? FORCED_PUSH : FORCED_LATER;
+  }
+}
+
+/**
+ * The holder of `slot` died holding it (ACTIVE) or re-arming it (REARMING, perhaps staged and
+ * never applied): → ARMED+A, its F, T and P bits kept, for one more delivery flagged ABANDONED.
+ * Returns whether the caller must push the slot to the ready queue (Q is now set), or
+ * NOT_LIVE if the slot is no longer held (deleted meanwhile, say) and nothing was done.
+ */
+export function abandon(words: Int32Array, slot: number, gen: number): number {
+  for (let w = words[slot]!; ; w = Atomics.load(words, slot)) {
+    const state = w & STATE;
+    if (genOf(w) !== gen || (state !== ACTIVE && state !== REARMING)) return NOT_LIVE;
+    const push = (w & QUEUED) === 0;
+    const next = (w & ~STATE) | ARMED | ABANDONED | (push ? QUEUED : 0);
     if (Atomics.compareExchange(words, slot, w, next) === w) return push ? FORCED_PUSH : FORCED_LATER;
   }
 }

@@ -35,11 +35,30 @@ export interface RunWorkersOptions<D = unknown> {
    * it the first error is fatal: the pool closes and `done` rejects with it.
    */
   readonly onError?: (error: HandlerError) => void;
+  /**
+   * Whether a thread that dies (throws out of its loop, exits, is terminated) is replaced by a
+   * new one at its index (default true). Either way the events it held are handed to the other
+   * threads, flagged ABANDONED (`threadExited`), and the death is in the summary.
+   */
+  readonly restart?: boolean;
 }
 
-/** How one thread did. */
+/** A thread that died while the pool ran. */
+export interface ThreadDeath {
+  readonly index: number;
+  readonly threadId: number;
+  /** What ended it: its uncaught error, or an Error saying how it exited. */
+  readonly error: Error;
+  /** Events it held, handed to the other threads flagged ABANDONED. */
+  readonly handedOn: number;
+  /** The threadId of the thread that replaced it, if one did. */
+  readonly replacedBy: number | undefined;
+}
+
+/** How the thread at one index did (with the threads that replaced it, if any died). */
 export interface ThreadSummary {
   readonly index: number;
+  /** The last thread at this index. */
   readonly threadId: number;
   /** Events delivered to its handler. */
   readonly events: number;
@@ -54,13 +73,15 @@ export interface WorkersSummary {
   readonly threads: readonly ThreadSummary[];
   /** The first errors handlers threw (at most 100; `threads[i].errors` counts them all). */
   readonly errors: readonly HandlerError[];
+  /** Threads that died while the pool ran. */
+  readonly deaths: readonly ThreadDeath[];
 }
 
 /** A running pool. */
 export interface Workers {
   /** Resolves once every thread has exited; rejects with the first error if it was fatal. */
   readonly done: Promise<WorkersSummary>;
-  /** The `threadId` of each thread, by index. */
+  /** The `threadId` of each thread, by index (a replacement's, once one has started). */
   readonly threadIds: readonly number[];
   /** Events delivered to handlers so far, all threads (updated after each batch). */
   events(): number;
@@ -114,7 +135,7 @@ const THREAD = new URL('./thread.js', import.meta.url);
  * process.once('SIGINT', async () => console.log(await workers.close()));
  */
 export async function runWorkers<D = unknown>(options: RunWorkersOptions<D>): Promise<Workers> {
-  const { threads, batch = 32, batchRearms = true, onError } = options;
+  const { threads, batch = 32, batchRearms = true, onError, restart = true } = options;
   if (!Number.isInteger(threads) || threads < 1 || threads > MAX_THREADS) {
     throw new ReactorError('EINVAL', `threads must be an integer from 1 to ${MAX_THREADS}, got ${String(threads)}`);
   }
@@ -122,6 +143,7 @@ export async function runWorkers<D = unknown>(options: RunWorkersOptions<D>): Pr
     throw new ReactorError('EINVAL', `batch must be an integer from 1 to 65536, got ${String(batch)}`);
   }
   if (typeof batchRearms !== 'boolean') throw new ReactorError('EINVAL', `batchRearms must be a boolean, got ${String(batchRearms)}`);
+  if (typeof restart !== 'boolean') throw new ReactorError('EINVAL', `restart must be a boolean, got ${String(restart)}`);
   const reactor = options.reactor instanceof Reactor ? options.reactor : Reactor.attach(options.reactor);
   const handle = reactor.share();
   const moduleUrl = moduleHref(options.handler);
@@ -130,13 +152,19 @@ export async function runWorkers<D = unknown>(options: RunWorkersOptions<D>): Pr
 
   const errors: HandlerError[] = [];
   const errorCounts = new Array<number>(threads).fill(0);
+  const deaths: ThreadDeath[] = [];
+  /** Per index, the events of the threads there that are gone. */
+  const earlier = new Array<number>(threads).fill(0);
   let fatal: HandlerError | undefined;
   let onFatal: () => void = () => {};
   const failed = new Promise<false>((resolve) => (onFatal = () => resolve(false)));
-  /** A fatal error (a failed setup, a lost thread, or any error without onError) closes the pool. */
-  const report = (error: HandlerError, fatalError: boolean): void => {
+  const record = (error: HandlerError): void => {
     errorCounts[error.index]! += 1;
     if (errors.length < KEPT_ERRORS) errors.push(error);
+  };
+  /** A fatal error (a failed setup, or a handler's error without onError) closes the pool. */
+  const report = (error: HandlerError, fatalError: boolean): void => {
+    record(error);
     if (onError === undefined || fatalError) {
       fatal ??= error;
       reactor.close();
@@ -150,27 +178,51 @@ export async function runWorkers<D = unknown>(options: RunWorkersOptions<D>): Pr
     Atomics.store(start, 0, value);
     Atomics.notify(start, 0);
   };
+  const spawn = (index: number): Worker => {
+    const data: ThreadData = { reactor: handle, moduleUrl, data: options.data, index, threads, batch, batchRearms, eventCounts, start };
+    return new Worker(THREAD, { workerData: data });
+  };
   const workers: Worker[] = [];
   try {
-    for (let index = 0; index < threads; index++) {
-      const data: ThreadData = { reactor: handle, moduleUrl, data: options.data, index, threads, batch, batchRearms, eventCounts, start };
-      workers.push(new Worker(THREAD, { workerData: data }));
-    }
+    for (let index = 0; index < threads; index++) workers.push(spawn(index));
   } catch (e) {
     go(ABORT); // `data` could not be cloned, say: let the threads already started leave
     throw e;
   }
   const threadIds = workers.map((w) => w.threadId);
-  const started = workers.map((worker, index) => follow(worker, index, report));
-  const exited = Promise.all(started.map((s) => s.exited));
+  const first = workers.map((worker, index) => follow(worker, index, report));
+
+  /** The threads at one index, one after another: each that dies is replaced while the pool runs. */
+  const line = async (index: number): Promise<number> => {
+    let followed = first[index]!;
+    for (;;) {
+      const end = await followed.exited;
+      if (end.died === undefined) return earlier[index]! + end.events;
+      const threadId = threadIds[index]!;
+      earlier[index]! += Number(Atomics.load(eventCounts, index));
+      Atomics.store(eventCounts, index, 0n);
+      const handedOn = reactor.closed ? 0 : reactor.threadExited(threadId);
+      const replace = restart && !reactor.closed && fatal === undefined;
+      const next = replace ? spawn(index) : undefined;
+      deaths.push({ index, threadId, error: end.died, handedOn, replacedBy: next?.threadId });
+      // A death is never fatal: what the thread held is handed on, and the pool goes on.
+      const error = new HandlerError(index, threadId, undefined, undefined, end.died);
+      record(error);
+      onError?.(error);
+      if (next === undefined) return earlier[index]!;
+      threadIds[index] = next.threadId;
+      followed = follow(next, index, report);
+    }
+  };
+  const exited = Promise.all(threadIds.map((_, index) => line(index)));
 
   const done = exited.then((events): WorkersSummary => {
     if (fatal !== undefined) throw fatal;
     const perThread = events.map((n, index) => ({ index, threadId: threadIds[index]!, events: n, errors: errorCounts[index]! }));
-    return { events: perThread.reduce((sum, t) => sum + t.events, 0), threads: perThread, errors };
+    return { events: perThread.reduce((sum, t) => sum + t.events, 0), threads: perThread, errors, deaths };
   });
 
-  const ready = await Promise.race([Promise.all(started.map((s) => s.ready)).then(() => true), failed]);
+  const ready = await Promise.race([Promise.all(first.map((s) => s.ready)).then(() => true), failed]);
   // No thread handles an event before every one is set up: a setup failure is this promise's
   // rejection, and any later error is `done`'s.
   go(ready ? START : ABORT);
@@ -182,7 +234,7 @@ export async function runWorkers<D = unknown>(options: RunWorkersOptions<D>): Pr
   return {
     done,
     threadIds,
-    events: () => eventCounts.reduce((sum, n) => sum + Number(n), 0),
+    events: () => eventCounts.reduce((sum, n, index) => sum + Number(n) + earlier[index]!, 0),
     close: () => {
       reactor.close();
       return done;
@@ -199,36 +251,49 @@ function moduleHref(handler: URL | string): string {
   return handler.startsWith('file:') ? handler : pathToFileURL(resolve(handler)).href;
 }
 
+/** How a thread ended: with its event count, or dead (no `done` message), with what killed it. */
+interface ThreadEnd {
+  readonly events: number;
+  readonly died: Error | undefined;
+}
+
 /**
- * Follows one thread's messages: `ready` once it is set up, `exited` with its event count once
- * it has exited. Errors go to `report`: a failed setup, a crash, or an exit that did not come
- * from the pool closing are fatal.
+ * Follows one thread's messages: `ready` once it is set up, `exited` once it has exited. Errors
+ * go to `report`: a failed setup is fatal; a handler's error is not. A thread that exits before
+ * it is set up has failed its setup; one that dies later ends `exited` with `died`.
  */
-function follow(
-  worker: Worker,
-  index: number,
-  report: (error: HandlerError, fatal: boolean) => void,
-): { ready: Promise<void>; exited: Promise<number> } {
+function follow(worker: Worker, index: number, report: (error: HandlerError, fatal: boolean) => void): { ready: Promise<void>; exited: Promise<ThreadEnd> } {
   const { threadId } = worker;
   let events: number | undefined;
-  let reported = false;
-  const fail = (e: Error): void => {
-    reported = true;
-    report(new HandlerError(index, threadId, undefined, undefined, e), true);
-  };
+  let isReady = false;
+  let setupFailed = false;
+  let uncaught: Error | undefined;
   let onReady: () => void = () => {};
   const ready = new Promise<void>((r) => (onReady = r));
-  const exited = new Promise<number>((resolveExit) => {
+  const failSetup = (e: Error): void => {
+    setupFailed = true;
+    report(new HandlerError(index, threadId, undefined, undefined, e), true);
+  };
+  const exited = new Promise<ThreadEnd>((resolveExit) => {
     worker.on('message', (m: ThreadMessage) => {
-      if (m.kind === 'ready') onReady();
-      else if (m.kind === 'done') events = m.events;
-      else if (m.token === undefined) fail(revive(m.error));
+      if (m.kind === 'ready') {
+        isReady = true;
+        onReady();
+      } else if (m.kind === 'done') events = m.events;
+      else if (m.token === undefined) failSetup(revive(m.error));
       else report(new HandlerError(index, threadId, m.token, m.ready, revive(m.error)), false);
     });
-    worker.on('error', fail);
+    worker.on('error', (e) => {
+      if (isReady) uncaught = e;
+      else failSetup(e);
+    });
     worker.on('exit', (code) => {
-      if (events === undefined && !reported) fail(new Error(`the thread exited (code ${code}) before it was done`));
-      resolveExit(events ?? 0);
+      if (events !== undefined || setupFailed) return resolveExit({ events: events ?? 0, died: undefined });
+      if (!isReady) {
+        failSetup(new Error(`the thread exited (code ${code}) before it was done`));
+        return resolveExit({ events: 0, died: undefined });
+      }
+      resolveExit({ events: 0, died: uncaught ?? new Error(`the thread exited (code ${code}) before it was done`) });
     });
   });
   return { ready, exited };

@@ -68,7 +68,18 @@ function serve(reactor: Reactor, handler: EventHandler, batch: number, counter: 
 
 if (isMainThread) throw new Error('src/workers/thread.js is the body of runWorkers threads: start it through runWorkers');
 const data = workerData as ThreadData;
-const reactor = Reactor.attach(data.reactor, { batchRearms: data.batchRearms });
+const reactor = attach();
+
+/** Attaches; a replacement thread that finds the pool closed leaves quietly. */
+function attach(): Reactor {
+  try {
+    return Reactor.attach(data.reactor, { batchRearms: data.batchRearms });
+  } catch (e) {
+    if (!(e instanceof ReactorError) || e.code !== 'ECLOSED') throw e;
+    post({ kind: 'done', events: 0 });
+    process.exit(0);
+  }
+}
 const context: WorkerContext = { reactor, index: data.index, threadId, threads: data.threads, data: data.data };
 const handler = await setUp(context, data.moduleUrl).catch((e: unknown) => {
   post({ kind: 'error', token: undefined, ready: undefined, error: posted(e) });

@@ -4,6 +4,7 @@
  * one list, so both runs have the same names.
  */
 import { batchScenarios } from './batch.js';
+import { deadThreadScenarios } from './dead-threads.js';
 import { deadlineScenarios } from './deadlines.js';
 import { dispatchScenarios } from './dispatch.js';
 import { forceScenarios } from './force.js';
@@ -22,6 +23,7 @@ export const scenarios: readonly Scenario[] = [
   ...lifecycleScenarios,
   ...strictScenarios,
   ...threadScenarios,
+  ...deadThreadScenarios,
   ...deadlineScenarios,
   ...stateScenarios,
   ...loopScenarios,

@@ -1,6 +1,6 @@
 /** Delete, stale tokens and fd reuse, notify, close, share and attach. */
 import assert from 'node:assert/strict';
-import { Interest, Ready } from '../../src/index.js';
+import { Events, Interest, Ready } from '../../src/index.js';
 import { send } from '../support/sockets.js';
 import { startWorker } from '../support/threads.js';
 import { expectCode, sleep, withReactor, type Scenario } from './scenario.js';
@@ -111,13 +111,21 @@ export const lifecycleScenarios: Scenario[] = [
         const [a, b] = pair();
         const t = r.add(a, Interest.READABLE);
         const waiter = startWorker(r.share(), { kind: 'waitOnce', timeoutMs: 5000 });
+        const waiterId = waiter.worker.threadId;
         await waiter.ready;
         send(b, 'x');
         const got = await waiter.result;
         assert.equal(got.n, 1);
         assert.equal(got.tokens[0], t);
         assert.equal(got.flags[0], Ready.READABLE);
-        r.rearm(t); // the main thread may re-arm what a worker was delivered: the slot is shared
+        // The worker exited holding t: only it could re-arm t, until its exit is reported.
+        expectCode(() => r.rearm(t), 'EPERM');
+        assert.equal(r.threadExited(waiterId), 1);
+        const ev = new Events(4);
+        assert.equal(r.wait(ev, 1000), 1);
+        assert.equal(ev.token(0), t);
+        assert.equal(ev.readiness(0), Ready.ABANDONED);
+        r.rearm(t); // handed to this thread, which now holds it
       }),
   },
 ];

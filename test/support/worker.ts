@@ -42,6 +42,17 @@ export type Task =
       readonly stats: SharedArrayBuffer;
       /** Attach with batchRearms: re-arms applied together with the next poll. */
       readonly batchRearms: boolean;
+    }
+  /**
+   * Take one event and die holding it: by throwing out of the thread, by process.exit, by
+   * blocking in another wait until terminated, or by spinning in its handler until terminated.
+   * With `stageRearm`, first re-arm it with batched re-arms on, so that (spinning) it dies with
+   * the re-arm staged and never applied. Posts { holding: token }.
+   */
+  | {
+      readonly kind: 'holdThenDie';
+      readonly how: 'throw' | 'exit' | 'block' | 'spin';
+      readonly stageRearm: boolean;
     };
 
 
@@ -57,7 +68,9 @@ export interface TaskResult {
 }
 
 const { reactor: handle, task } = workerData as { reactor: ReactorHandle; task: Task };
-const r = Reactor.attach(handle, { batchRearms: task.kind === 'pingPong' && task.batchRearms });
+const r = Reactor.attach(handle, {
+  batchRearms: (task.kind === 'pingPong' && task.batchRearms) || (task.kind === 'holdThenDie' && task.stageRearm),
+});
 parentPort!.postMessage({ ready: true });
 
 function waitOnce(timeoutMs: number, capacity: number, readState: boolean): TaskResult {
@@ -153,6 +166,20 @@ function pingPong(t: Extract<Task, { kind: 'pingPong' }>): TaskResult {
   return { threadId, n: total, tokens: [], flags: [], elapsedMs: performance.now() - start, ended: 'returned' };
 }
 
+function holdThenDie(how: 'throw' | 'exit' | 'block' | 'spin', stageRearm: boolean): never {
+  const ev = new Events(1);
+  if (r.wait(ev, 10_000) !== 1) throw new Error('holdThenDie: no event to hold');
+  const token = ev.token(0);
+  if (stageRearm) r.rearm(token); // staged: applied by the next wait, flush or microtask, none of which comes
+  parentPort!.postMessage({ holding: token });
+  if (how === 'exit') process.exit(3);
+  if (how === 'throw') throw new Error('a handler failed while holding its event');
+  // A handler stuck in its own work: no microtask (the staged re-arm's flush) ever runs.
+  if (how === 'spin') for (;;) Atomics.load(ev.ready, 0);
+  for (;;) r.wait(ev, -1); // nothing else is registered: blocks until terminated
+}
+
+if (task.kind === 'holdThenDie') holdThenDie(task.how, task.stageRearm);
 const result =
   task.kind === 'waitOnce' ? waitOnce(task.timeoutMs, task.capacity ?? 16, task.readState ?? false) : task.kind === 'serve' ? serve(task) : pingPong(task);
 parentPort!.postMessage({ result });
