@@ -6,11 +6,13 @@ import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { once } from 'node:events';
+import { readdirSync } from 'node:fs';
 import * as nodeNet from 'node:net';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { fileURLToPath } from 'node:url';
 import { afterEach, it } from 'vitest';
 import { startServer, type Server, type ServerOptions } from '../examples/echo-server/server.js';
+import { Connections } from '../examples/echo-server/shared.js';
 import * as net from '../src/net/index.js';
 import { setReceiveBuffer } from './support/receive-buffer.js';
 import { until } from './support/wait.js';
@@ -213,6 +215,57 @@ it('stop_echoes_every_byte_read_and_closes_cleanly', async () => {
   assert.equal(e.code, 'ECONNREFUSED', 'no longer accepting');
 });
 
+/** This process's open descriptors. */
+const openFds = (): number => readdirSync('/dev/fd').length;
+
+/**
+ * Opens `total` one-request HTTP/1.0 connections, `parallel` at a time, as `ab` does: a quarter
+ * reset right after writing, half half-close after writing, a quarter read the answer to the end.
+ * Such a connection can be closed by the thread its first event goes to while the accepting
+ * thread is still registering it.
+ */
+async function churn(port: number, total: number, parallel: number): Promise<void> {
+  let started = 0;
+  const one = async (i: number): Promise<void> => {
+    const socket = nodeNet.connect(port, '127.0.0.1');
+    socket.on('error', () => {}); // a reset is what some of them ask for
+    await once(socket, 'connect');
+    socket.write('GET / HTTP/1.0\r\nHost: test\r\n\r\n');
+    if (i % 4 === 0) return void socket.resetAndDestroy();
+    if (i % 4 !== 3) socket.end();
+    socket.resume();
+    await once(socket, 'close');
+  };
+  await Promise.all(
+    Array.from({ length: parallel }, async () => {
+      while (started < total) await one(started++);
+    }),
+  );
+}
+
+it('a_cell_closed_before_it_is_published_is_freed_not_published', () => {
+  const connections = new Connections(Connections.create(2).buffer);
+  const live: number[] = [];
+  const cell = connections.reserve(100);
+  connections.remove(cell); // the connection's first event was delivered and closed it
+  connections.publish(cell, 7);
+  connections.forEach((token) => live.push(token));
+  assert.deepEqual(live, [], 'a closed connection is not in the table');
+  const cells = [connections.reserve(101), connections.reserve(102)];
+  assert.ok(cells.every((c) => c >= 0), 'and its cell is free again');
+});
+
+it('stop_after_churn_closes_every_fd_once', async () => {
+  const fds = openFds();
+  const server = await startServer({ port: 0, httpPort: 0, threads: 2 });
+  await churn(server.httpPort, 8000, 50);
+  // Before the fix this threw EBADF: a connection closed before it was published stayed in the
+  // table, and stop closed its fd again.
+  const summary = await server.stop();
+  assert.deepEqual([summary.accepted, summary.open, summary.cut, summary.handlerErrors], [8000, 0, 0, 0]);
+  assert.equal(openFds(), fds, 'every descriptor the server opened is closed, and no other');
+});
+
 /**
  * Starts the CLI, under an open-file limit if `fdLimit` is given; collects its output.
  * `exited` resolves with its exit code.
@@ -277,4 +330,14 @@ it.skipIf(process.platform === 'win32')('running_out_of_fds_does_not_stop_accept
   assert.equal(await exited, 0);
   assert.equal(out.stderr.match(/accept failed with EMFILE/g)?.length, 1, `logged once: ${out.stderr}`);
   assert.match(out.stdout, /60 accepted/);
+});
+
+it('sigint_after_client_churn_exits_0_with_the_summary', async () => {
+  const { child, out, exited } = await startListeningCli();
+  const httpPort = Number(/HTTP on [^ ]+:(\d+)/.exec(out.stdout)![1]);
+  await churn(httpPort, 8000, 50);
+  child.kill('SIGINT');
+  assert.equal(await exited, 0, out.stderr);
+  assert.equal(out.stderr, '');
+  assert.match(out.stdout, /connections +8,000 accepted, .* 0 cut at shutdown\n[^]*requests/);
 });

@@ -170,7 +170,7 @@ export function setup({ reactor, index, data }: WorkerContext<ServerData>): Even
       token = reactor.add(fd, Interest.READABLE, { state: header(kind, fd, cell, now()) });
     } catch (e) {
       net.close(fd);
-      connections.remove(cell);
+      connections.unreserve(cell);
       if (!(e instanceof ReactorError)) throw e;
       if (e.code === 'ENOSPC') shared.add(C.refused, 1);
       else if (LOST.has(e.code)) shared.add(C.resets, 1); // gone before it was registered
@@ -179,7 +179,7 @@ export function setup({ reactor, index, data }: WorkerContext<ServerData>): Even
     }
     shared.add(C.accepted, 1);
     shared.add(C.open, 1);
-    connections.publish(cell, token);
+    connections.publish(cell, token); // the thread its first event went to may have closed it already
     try {
       reactor.setDeadline(token, idleMs);
     } catch (e) {

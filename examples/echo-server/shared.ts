@@ -168,13 +168,21 @@ export class Shared {
 
 /** Cell states. */
 const FREE = 0;
+/** Claimed; its registration is being made. */
 const FILLING = 1;
 const LIVE = 2;
+/** Its connection closed before the cell was published: `publish` frees it. */
+const CLOSED = 3;
 
 /**
  * The open connections, so that `stop` can reach each one: a cell per connection holding its
  * token and fd, claimed with a compareExchange, freed when the connection closes. A connection's
  * header remembers its cell, so nothing is ever searched but a free cell.
+ *
+ * A connection is armed before its token is known, so the thread its first event goes to may
+ * close it before the accepting thread publishes the cell. Every change of a claimed cell is
+ * therefore a compareExchange, and a cell becomes free only once both have had their turn:
+ * never published for an fd that is closed (stop would close the number again), never leaked.
  */
 export class Connections {
   private readonly next: Int32Array;
@@ -208,14 +216,20 @@ export class Connections {
     return -1;
   }
 
-  /** The reserved cell's registration now exists: `forEach` sees it from here on. */
-  publish(cell: number, token: number): void {
-    this.tokens[cell] = token;
-    Atomics.store(this.cells, cell, LIVE);
+  /** Gives back a reserved cell whose registration was never made. */
+  unreserve(cell: number): void {
+    Atomics.store(this.cells, cell, FREE);
   }
 
+  /** The reserved cell's registration now exists: `forEach` sees it from here on, unless it closed already. */
+  publish(cell: number, token: number): void {
+    this.tokens[cell] = token;
+    if (Atomics.compareExchange(this.cells, cell, FILLING, LIVE) === CLOSED) Atomics.store(this.cells, cell, FREE);
+  }
+
+  /** Its connection closed: frees the cell, or leaves that to `publish` if it is still to come. */
   remove(cell: number): void {
-    Atomics.store(this.cells, cell, FREE);
+    if (Atomics.compareExchange(this.cells, cell, FILLING, CLOSED) !== FILLING) Atomics.store(this.cells, cell, FREE);
   }
 
   /** Calls fn for every open connection. */
