@@ -13,6 +13,7 @@ import { fileURLToPath } from 'node:url';
 import { afterEach, it } from 'vitest';
 import { startServer, type Server, type ServerOptions } from '../examples/echo-server/server.js';
 import { Connections } from '../examples/echo-server/shared.js';
+import { headLength, parseHead, PARSED, Request } from '../examples/echo-server/http.js';
 import * as net from '../src/net/index.js';
 import { setReceiveBuffer } from './support/receive-buffer.js';
 import { until } from './support/wait.js';
@@ -169,6 +170,144 @@ it('http_answers_431_and_closes_for_an_oversized_head', async () => {
   client.socket.write(`GET / HTTP/1.1\r\nX-Filler: ${'x'.repeat(5000)}`);
   await until('the end of the connection', () => client.ended);
   assert.match(client.text(), /^HTTP\/1\.1 431 Request Header Fields Too Large\r\n[^]*Connection: close\r\n\r\n$/);
+});
+
+const CLOSE_OK = OK.replace('keep-alive', 'close');
+const refusal = (status: string): string =>
+  `HTTP/1.1 ${status}\r\nContent-Type: text/plain\r\nContent-Length: 0\r\nConnection: close\r\n\r\n`;
+const BAD = refusal('400 Bad Request');
+
+/**
+ * Each row: the request as written (the parts 20 ms apart), and everything the server answers.
+ * An answer that ends in `Connection: close` ends the connection; the others keep it open.
+ */
+const EXCHANGES: readonly (readonly [name: string, parts: readonly string[], answers: string])[] = [
+  ['http/1.1 get', [GET], OK],
+  ['http/1.0 get closes', ['GET / HTTP/1.0\r\n\r\n'], CLOSE_OK],
+  ['http/1.0 keep-alive', ['GET / HTTP/1.0\r\nConnection: Keep-Alive\r\n\r\n', GET], OK + OK],
+  ['connection: close', ['GET / HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n'], CLOSE_OK],
+  ['empty lines before the request line', ['\r\n\r\n' + GET], OK],
+  ['absolute-form', ['GET http://test/x?y HTTP/1.1\r\nHost: test\r\n\r\n'], OK],
+  ['options *', ['OPTIONS * HTTP/1.1\r\nHost: t\r\n\r\n'], OK],
+  ['a later 1.x is served as 1.1', ['GET / HTTP/1.7\r\nHost: t\r\n\r\n'], OK],
+  ['ows and obs-text in values', ['GET / HTTP/1.1\r\nHost:t\r\nX-A: \t a \xe9 b \t\r\nX-B:\r\n\r\n'], OK],
+  [
+    'a content-length body that holds a request is dropped, the next request answered',
+    [`POST / HTTP/1.1\r\nHost: t\r\nContent-Length: ${GET.length}\r\n\r\n${GET}${HEAD}`],
+    OK + HEADERS,
+  ],
+  [
+    'a body split across reads',
+    ['POST / HTTP/1.1\r\nHost: t\r\nContent-Length: 12\r\n\r\nGET / ', 'HTTP', `/1${GET}`],
+    OK + OK,
+  ],
+  ['content-length 0', ['POST / HTTP/1.1\r\nHost: t\r\nContent-Length: 0\r\n\r\n' + GET], OK + OK],
+  ['transfer-encoding', ['POST / HTTP/1.1\r\nHost: t\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n'], refusal('501 Not Implemented')],
+  ['content-length with transfer-encoding', ['POST / HTTP/1.1\r\nHost: t\r\nContent-Length: 5\r\nTransfer-Encoding: chunked\r\n\r\n'], BAD],
+  ['transfer-encoding in http/1.0', ['POST / HTTP/1.0\r\nTransfer-Encoding: chunked\r\n\r\n'], BAD],
+  ['two content-lengths', ['POST / HTTP/1.1\r\nHost: t\r\nContent-Length: 1\r\nContent-Length: 1\r\n\r\nx'], BAD],
+  ['a content-length list', ['POST / HTTP/1.1\r\nHost: t\r\nContent-Length: 1, 1\r\n\r\nx'], BAD],
+  ['a signed content-length', ['POST / HTTP/1.1\r\nHost: t\r\nContent-Length: +1\r\n\r\nx'], BAD],
+  ['a content-length past 2^53', ['POST / HTTP/1.1\r\nHost: t\r\nContent-Length: 9999999999999999\r\n\r\n'], BAD],
+  ['garbage', ['hello, is this thing on?\r\n\r\n'], BAD],
+  ['binary garbage', ['\x16\x03\x01\x00\xa5\x01\x00\x00\xa1\x03\x03\x00\xff\r\n\r\n'], BAD],
+  ['garbage after a good request', [GET + 'x\r\n\r\n' + GET], OK + BAD],
+  ['no version', ['GET /\r\n\r\n'], BAD],
+  ['two spaces', ['GET  / HTTP/1.1\r\nHost: t\r\n\r\n'], BAD],
+  ['a space in the target', ['GET /a b HTTP/1.1\r\nHost: t\r\n\r\n'], BAD],
+  ['a byte past ascii in the target', ['GET /\xe9 HTTP/1.1\r\nHost: t\r\n\r\n'], BAD],
+  ['a method that is no token', ['G(T / HTTP/1.1\r\nHost: t\r\n\r\n'], BAD],
+  ['a target in no form', ['GET test HTTP/1.1\r\nHost: t\r\n\r\n'], BAD],
+  ['* with get', ['GET * HTTP/1.1\r\nHost: t\r\n\r\n'], BAD],
+  ['lowercase version', ['GET / http/1.1\r\nHost: t\r\n\r\n'], BAD],
+  ['a version of one digit', ['GET / HTTP/1\r\nHost: t\r\n\r\n'], BAD],
+  ['after the version', ['GET / HTTP/1.1 \r\nHost: t\r\n\r\n'], BAD],
+  ['whitespace before the request line', [' GET / HTTP/1.1\r\nHost: t\r\n\r\n'], BAD],
+  ['http/2.0', ['GET / HTTP/2.0\r\nHost: t\r\n\r\n'], refusal('505 HTTP Version Not Supported')],
+  ['lines ended by lf alone', ['GET / HTTP/1.1\nHost: t\n\n'], BAD],
+  ['a bare cr', ['GET / HTTP/1.1\r\nHost: t\rX: y\r\n\r\n'], BAD],
+  ['a space before the colon', ['GET / HTTP/1.1\r\nHost : t\r\n\r\n'], BAD],
+  ['a tab before the colon', ['GET / HTTP/1.1\r\nHost\t: t\r\n\r\n'], BAD],
+  ['obs-fold with a space', ['GET / HTTP/1.1\r\nHost: t\r\nX-A: a\r\n b\r\n\r\n'], BAD],
+  ['obs-fold with a tab', ['GET / HTTP/1.1\r\nHost: t\r\nX-A: a\r\n\tb\r\n\r\n'], BAD],
+  ['a field line without a colon', ['GET / HTTP/1.1\r\nHost: t\r\nX-A\r\n\r\n'], BAD],
+  ['an empty field name', ['GET / HTTP/1.1\r\nHost: t\r\n: a\r\n\r\n'], BAD],
+  ['a control byte in a value', ['GET / HTTP/1.1\r\nHost: t\r\nX-A: a\x01b\r\n\r\n'], BAD],
+  ['http/1.1 without host', ['GET / HTTP/1.1\r\n\r\n'], BAD],
+  ['two hosts', ['GET / HTTP/1.1\r\nHost: t\r\nHost: u\r\n\r\n'], BAD],
+  ['a head past 4 KiB', [`GET / HTTP/1.1\r\nHost: t\r\nX-A: ${'a'.repeat(5000)}\r\n\r\n`], refusal('431 Request Header Fields Too Large')],
+];
+
+it('http_answers_each_request_per_rfc_9112_and_closes_after_a_refusal', async () => {
+  const server = await serve();
+  const results = await Promise.all(
+    EXCHANGES.map(async ([name, parts, answers]) => {
+      const client = await Client.connect(server.httpPort);
+      for (const part of parts) {
+        client.socket.write(Buffer.from(part, 'latin1'));
+        await sleep(20);
+      }
+      const closes = /Connection: close\r\n\r\n(?:ok\n)?$/.test(answers);
+      await until(`the answers to '${name}'`, () => client.ended || (!closes && client.received >= answers.length));
+      await sleep(50); // nothing more comes
+      return { name, got: [client.text(), client.ended, client.error?.message], want: [answers, closes, undefined] };
+    }),
+  );
+  for (const { name, got, want } of results) assert.deepEqual(got, want, name);
+  const s = server.stats();
+  assert.equal(s.requests + s.rejected, EXCHANGES.map(([, , answers]) => answers).join('').match(/^HTTP\/1\.1 /gm)!.length);
+});
+
+it('parse_head_gives_the_responder_method_target_and_headers', () => {
+  const head = Buffer.from('\r\nPUT /a?b=c HTTP/1.0\r\nHost: test\r\nX-Empty:\r\nContent-Length: 12\r\nX-Space:  a  b  \r\n\r\n', 'latin1');
+  const request = new Request();
+  assert.equal(headLength(head, 0, head.length, 0), head.length);
+  assert.equal(parseHead(head, 0, head.length, request), PARSED);
+  assert.deepEqual(
+    { ...request },
+    {
+      method: 'PUT',
+      target: '/a?b=c',
+      minor: 0,
+      headers: ['Host', 'test', 'X-Empty', '', 'Content-Length', '12', 'X-Space', 'a  b'],
+      contentLength: 12,
+      close: true,
+    },
+  );
+});
+
+it('a_slow_request_head_is_closed_after_the_header_timeout_while_others_are_served', async () => {
+  const server = await serve({ headerTimeoutMs: 500 }); // the idle timeout stays at 30 s
+  // One byte per 100 ms: each refreshes the idle timer, never the head's.
+  const slow = await Client.connect(server.httpPort);
+  const slowStart = performance.now();
+  slow.socket.write('GET / HTTP/1.1\r\nHost: t\r\nX-A: ');
+  const drip = setInterval(() => !slow.ended && slow.socket.write('a'), 100);
+  // Heads of 50 ms each, one after another on one connection for longer than the timeout.
+  const steady = await Client.connect(server.httpPort);
+  // A body is no head: sent one byte per 100 ms, for longer than the timeout, it is read to its end.
+  const upload = await Client.connect(server.httpPort);
+  upload.socket.write('POST / HTTP/1.1\r\nHost: t\r\nContent-Length: 10\r\n\r\n');
+  try {
+    for (let i = 0; i < 10; i++) {
+      steady.socket.write('GET / HTTP/1.1\r\n');
+      await sleep(50);
+      steady.socket.write('Host: t\r\n\r\n');
+      upload.socket.write('b');
+      await sleep(50);
+    }
+    upload.socket.write(GET);
+    await until('the slow head to be closed', () => slow.ended);
+  } finally {
+    clearInterval(drip);
+  }
+  const slowFor = performance.now() - slowStart;
+  await until('the answers', () => steady.received >= 10 * OK.length && upload.received >= 2 * OK.length);
+  assert.equal(slow.text(), refusal('408 Request Timeout'));
+  assert.ok(slowFor >= 490, `closed ${slowFor.toFixed(0)} ms after its first byte, before the header timeout`);
+  assert.deepEqual([steady.text(), steady.ended], [OK.repeat(10), false]);
+  assert.deepEqual([upload.text(), upload.ended], [OK + OK, false]);
+  assert.deepEqual([server.stats().headTimeouts, server.stats().idleClosed, server.stats().open], [1, 0, 2]);
 });
 
 /**
