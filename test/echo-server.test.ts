@@ -189,6 +189,7 @@ const EXCHANGES: readonly (readonly [name: string, parts: readonly string[], ans
   ['empty lines before the request line', ['\r\n\r\n' + GET], OK],
   ['absolute-form', ['GET http://test/x?y HTTP/1.1\r\nHost: test\r\n\r\n'], OK],
   ['options *', ['OPTIONS * HTTP/1.1\r\nHost: t\r\n\r\n'], OK],
+  ['an extension method', ['PROPFIND /x HTTP/1.1\r\nHost: t\r\n\r\n'], OK],
   ['a later 1.x is served as 1.1', ['GET / HTTP/1.7\r\nHost: t\r\n\r\n'], OK],
   ['ows and obs-text in values', ['GET / HTTP/1.1\r\nHost:t\r\nX-A: \t a \xe9 b \t\r\nX-B:\r\n\r\n'], OK],
   [

@@ -135,7 +135,7 @@ export function parseHead(buf: Buffer, start: number, end: number, req: Request)
   if (buf[i + 5] !== 0x31) return 505;
   req.minor = Math.min(buf[i + 7]! - 0x30, 1); // a higher 1.x is served as 1.1 (RFC 9110 §2.5)
   i += 10;
-  req.method = buf.toString('latin1', methodAt, methodEnd);
+  req.method = intern(buf, methodAt, methodEnd, METHODS);
   req.target = buf.toString('latin1', targetAt, targetEnd);
   if (!targetFits(req.method, req.target)) return 400;
 
@@ -160,7 +160,7 @@ export function parseHead(buf: Buffer, start: number, end: number, req: Request)
     if (buf[i] !== CR || buf[i + 1] !== LF) return 400; // a control character, or a bare CR
     i += 2;
     const value = buf.toString('latin1', valueAt, valueEnd);
-    headers.push(buf.toString('latin1', nameAt, nameEnd), value);
+    headers.push(intern(buf, nameAt, nameEnd, FIELD_NAMES), value);
     if (nameIs(buf, nameAt, nameEnd, 'content-length')) {
       // One field with one value (RFC 9112 §6.3): a list, even of equal values, is refused.
       if (contentLength !== -1 || !/^\d{1,15}$/.test(value)) return 400;
@@ -181,6 +181,16 @@ export function parseHead(buf: Buffer, start: number, end: number, req: Request)
   req.contentLength = Math.max(contentLength, 0);
   req.close = close || (req.minor === 0 && !keepAlive);
   return PARSED;
+}
+
+/** Methods and field names most requests have, spelt as clients send them: found, not allocated. */
+const METHODS = ['GET', 'HEAD', 'POST', 'PUT', 'DELETE', 'OPTIONS'];
+const FIELD_NAMES = ['Host', 'User-Agent', 'Accept', 'Accept-Encoding', 'Accept-Language', 'Connection', 'Content-Length', 'Content-Type', 'host', 'user-agent', 'accept', 'connection', 'content-length', 'content-type'];
+
+/** `buf[start .. end)` as a string: one of `known` if it is one. */
+function intern(buf: Buffer, start: number, end: number, known: readonly string[]): string {
+  for (const s of known) if (s.length === end - start && isAt(buf, start, s)) return s;
+  return buf.toString('latin1', start, end);
 }
 
 /** Whether `buf` holds `ascii` at `at`. */
