@@ -13,7 +13,7 @@ import { fileURLToPath } from 'node:url';
 import { afterEach, it } from 'vitest';
 import { startServer, type Server, type ServerOptions } from '../examples/echo-server/server.js';
 import { Connections } from '../examples/echo-server/shared.js';
-import { headLength, parseHead, PARSED, Request } from '../examples/echo-server/http.js';
+import { headLength, HttpRequest, parseHead, PARSED } from '../examples/echo-server/http.js';
 import * as net from '../src/net/index.js';
 import { setReceiveBuffer } from './support/receive-buffer.js';
 import { until } from './support/wait.js';
@@ -261,7 +261,7 @@ it('http_answers_each_request_per_rfc_9112_and_closes_after_a_refusal', async ()
 
 it('parse_head_gives_the_responder_method_target_and_headers', () => {
   const head = Buffer.from('\r\nPUT /a?b=c HTTP/1.0\r\nHost: test\r\nX-Empty:\r\nContent-Length: 12\r\nX-Space:  a  b  \r\n\r\n', 'latin1');
-  const request = new Request();
+  const request = new HttpRequest();
   assert.equal(headLength(head, 0, head.length, 0), head.length);
   assert.equal(parseHead(head, 0, head.length, request), PARSED);
   assert.deepEqual(

@@ -6,7 +6,7 @@
  */
 import { Interest, ReactorError, Ready, type EventHandler, type WorkerContext } from '../../src/index.js';
 import * as net from '../../src/net/index.js';
-import { answer, BLANK, headLength, MALFORMED, MAX_ANSWER, PARSED, parseHead, refuse, Request, type Answer } from './http.js';
+import { answer, BLANK, headLength, HttpRequest, MALFORMED, MAX_ANSWER, PARSED, parseHead, refuse, type Answer } from './http.js';
 import {
   BODY_LEFT,
   CELL,
@@ -143,7 +143,7 @@ export function setup({ reactor, index, data }: WorkerContext<ServerData>): Even
   const c = new Connection();
   const accepted = new Int32Array(ACCEPT_BATCH);
   const scratch = new Uint8Array(STATE_BYTES);
-  const request = new Request();
+  const request = new HttpRequest();
 
   function onListener(token: number, kind: Kind, state: Uint8Array): void {
     const fd = new DataView(state.buffer, state.byteOffset).getInt32(FD, true);

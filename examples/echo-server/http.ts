@@ -1,6 +1,6 @@
 /**
  * The HTTP/1.1 side of the demo: where a request head ends, a strict parse of it (RFC 9112)
- * into a Request for the responder, and the fixed answers.
+ * into an HttpRequest for the responder, and the fixed answers.
  */
 
 const BODY = 'ok\n';
@@ -77,7 +77,7 @@ export function headLength(buf: Uint8Array, at: number, length: number, searched
 }
 
 /** A parsed request head, the one thing the responder is given; one per thread, reused. */
-export class Request {
+export class HttpRequest {
   method = '';
   target = '';
   /** The minor version: HTTP/1.0 or HTTP/1.1 (and up, read as 1.1). */
@@ -115,7 +115,7 @@ const ABSOLUTE_FORM = /^[A-Za-z][A-Za-z0-9+.-]*:/;
  * character, a bad Content-Length or Host, Content-Length with Transfer-Encoding), 501 for a
  * Transfer-Encoding (no transfer coding is implemented), 505 for an HTTP major version not 1.
  */
-export function parseHead(buf: Buffer, start: number, end: number, req: Request): number {
+export function parseHead(buf: Buffer, start: number, end: number, req: HttpRequest): number {
   let i = start;
   while (buf[i] === CR && buf[i + 1] === LF) i += 2;
   if (i === end) return BLANK;
@@ -212,7 +212,7 @@ function targetFits(method: string, target: string): boolean {
 }
 
 /** The responder: the answer to a parsed request. */
-export function answer(req: Request): Answer {
+export function answer(req: HttpRequest): Answer {
   return OK[(req.close ? 2 : 0) + (req.method === 'HEAD' ? 1 : 0)]!;
 }
 
