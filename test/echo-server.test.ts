@@ -6,11 +6,14 @@ import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { once } from 'node:events';
+import { readdirSync } from 'node:fs';
 import * as nodeNet from 'node:net';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { fileURLToPath } from 'node:url';
 import { afterEach, it } from 'vitest';
 import { startServer, type Server, type ServerOptions } from '../examples/echo-server/server.js';
+import { Connections } from '../examples/echo-server/shared.js';
+import { headLength, HttpRequest, parseHead, PARSED } from '../examples/echo-server/http.js';
 import * as net from '../src/net/index.js';
 import { setReceiveBuffer } from './support/receive-buffer.js';
 import { until } from './support/wait.js';
@@ -169,6 +172,145 @@ it('http_answers_431_and_closes_for_an_oversized_head', async () => {
   assert.match(client.text(), /^HTTP\/1\.1 431 Request Header Fields Too Large\r\n[^]*Connection: close\r\n\r\n$/);
 });
 
+const CLOSE_OK = OK.replace('keep-alive', 'close');
+const refusal = (status: string): string =>
+  `HTTP/1.1 ${status}\r\nContent-Type: text/plain\r\nContent-Length: 0\r\nConnection: close\r\n\r\n`;
+const BAD = refusal('400 Bad Request');
+
+/**
+ * Each row: the request as written (the parts 20 ms apart), and everything the server answers.
+ * An answer that ends in `Connection: close` ends the connection; the others keep it open.
+ */
+const EXCHANGES: readonly (readonly [name: string, parts: readonly string[], answers: string])[] = [
+  ['http/1.1 get', [GET], OK],
+  ['http/1.0 get closes', ['GET / HTTP/1.0\r\n\r\n'], CLOSE_OK],
+  ['http/1.0 keep-alive', ['GET / HTTP/1.0\r\nConnection: Keep-Alive\r\n\r\n', GET], OK + OK],
+  ['connection: close', ['GET / HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n'], CLOSE_OK],
+  ['empty lines before the request line', ['\r\n\r\n' + GET], OK],
+  ['absolute-form', ['GET http://test/x?y HTTP/1.1\r\nHost: test\r\n\r\n'], OK],
+  ['options *', ['OPTIONS * HTTP/1.1\r\nHost: t\r\n\r\n'], OK],
+  ['an extension method', ['PROPFIND /x HTTP/1.1\r\nHost: t\r\n\r\n'], OK],
+  ['a later 1.x is served as 1.1', ['GET / HTTP/1.7\r\nHost: t\r\n\r\n'], OK],
+  ['ows and obs-text in values', ['GET / HTTP/1.1\r\nHost:t\r\nX-A: \t a \xe9 b \t\r\nX-B:\r\n\r\n'], OK],
+  [
+    'a content-length body that holds a request is dropped, the next request answered',
+    [`POST / HTTP/1.1\r\nHost: t\r\nContent-Length: ${GET.length}\r\n\r\n${GET}${HEAD}`],
+    OK + HEADERS,
+  ],
+  [
+    'a body split across reads',
+    ['POST / HTTP/1.1\r\nHost: t\r\nContent-Length: 12\r\n\r\nGET / ', 'HTTP', `/1${GET}`],
+    OK + OK,
+  ],
+  ['content-length 0', ['POST / HTTP/1.1\r\nHost: t\r\nContent-Length: 0\r\n\r\n' + GET], OK + OK],
+  ['transfer-encoding', ['POST / HTTP/1.1\r\nHost: t\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n'], refusal('501 Not Implemented')],
+  ['content-length with transfer-encoding', ['POST / HTTP/1.1\r\nHost: t\r\nContent-Length: 5\r\nTransfer-Encoding: chunked\r\n\r\n'], BAD],
+  ['transfer-encoding in http/1.0', ['POST / HTTP/1.0\r\nTransfer-Encoding: chunked\r\n\r\n'], BAD],
+  ['two content-lengths', ['POST / HTTP/1.1\r\nHost: t\r\nContent-Length: 1\r\nContent-Length: 1\r\n\r\nx'], BAD],
+  ['a content-length list', ['POST / HTTP/1.1\r\nHost: t\r\nContent-Length: 1, 1\r\n\r\nx'], BAD],
+  ['a signed content-length', ['POST / HTTP/1.1\r\nHost: t\r\nContent-Length: +1\r\n\r\nx'], BAD],
+  ['a content-length past 2^53', ['POST / HTTP/1.1\r\nHost: t\r\nContent-Length: 9999999999999999\r\n\r\n'], BAD],
+  ['garbage', ['hello, is this thing on?\r\n\r\n'], BAD],
+  ['binary garbage', ['\x16\x03\x01\x00\xa5\x01\x00\x00\xa1\x03\x03\x00\xff\r\n\r\n'], BAD],
+  ['garbage after a good request', [GET + 'x\r\n\r\n' + GET], OK + BAD],
+  ['no version', ['GET /\r\n\r\n'], BAD],
+  ['two spaces', ['GET  / HTTP/1.1\r\nHost: t\r\n\r\n'], BAD],
+  ['a space in the target', ['GET /a b HTTP/1.1\r\nHost: t\r\n\r\n'], BAD],
+  ['a byte past ascii in the target', ['GET /\xe9 HTTP/1.1\r\nHost: t\r\n\r\n'], BAD],
+  ['a method that is no token', ['G(T / HTTP/1.1\r\nHost: t\r\n\r\n'], BAD],
+  ['a target in no form', ['GET test HTTP/1.1\r\nHost: t\r\n\r\n'], BAD],
+  ['* with get', ['GET * HTTP/1.1\r\nHost: t\r\n\r\n'], BAD],
+  ['lowercase version', ['GET / http/1.1\r\nHost: t\r\n\r\n'], BAD],
+  ['a version of one digit', ['GET / HTTP/1\r\nHost: t\r\n\r\n'], BAD],
+  ['after the version', ['GET / HTTP/1.1 \r\nHost: t\r\n\r\n'], BAD],
+  ['whitespace before the request line', [' GET / HTTP/1.1\r\nHost: t\r\n\r\n'], BAD],
+  ['http/2.0', ['GET / HTTP/2.0\r\nHost: t\r\n\r\n'], refusal('505 HTTP Version Not Supported')],
+  ['lines ended by lf alone', ['GET / HTTP/1.1\nHost: t\n\n'], BAD],
+  ['a bare cr', ['GET / HTTP/1.1\r\nHost: t\rX: y\r\n\r\n'], BAD],
+  ['a space before the colon', ['GET / HTTP/1.1\r\nHost : t\r\n\r\n'], BAD],
+  ['a tab before the colon', ['GET / HTTP/1.1\r\nHost\t: t\r\n\r\n'], BAD],
+  ['obs-fold with a space', ['GET / HTTP/1.1\r\nHost: t\r\nX-A: a\r\n b\r\n\r\n'], BAD],
+  ['obs-fold with a tab', ['GET / HTTP/1.1\r\nHost: t\r\nX-A: a\r\n\tb\r\n\r\n'], BAD],
+  ['a field line without a colon', ['GET / HTTP/1.1\r\nHost: t\r\nX-A\r\n\r\n'], BAD],
+  ['an empty field name', ['GET / HTTP/1.1\r\nHost: t\r\n: a\r\n\r\n'], BAD],
+  ['a control byte in a value', ['GET / HTTP/1.1\r\nHost: t\r\nX-A: a\x01b\r\n\r\n'], BAD],
+  ['http/1.1 without host', ['GET / HTTP/1.1\r\n\r\n'], BAD],
+  ['two hosts', ['GET / HTTP/1.1\r\nHost: t\r\nHost: u\r\n\r\n'], BAD],
+  ['a head past 4 KiB', [`GET / HTTP/1.1\r\nHost: t\r\nX-A: ${'a'.repeat(5000)}\r\n\r\n`], refusal('431 Request Header Fields Too Large')],
+];
+
+it('http_answers_each_request_per_rfc_9112_and_closes_after_a_refusal', async () => {
+  const server = await serve();
+  const results = await Promise.all(
+    EXCHANGES.map(async ([name, parts, answers]) => {
+      const client = await Client.connect(server.httpPort);
+      for (const part of parts) {
+        client.socket.write(Buffer.from(part, 'latin1'));
+        await sleep(20);
+      }
+      const closes = /Connection: close\r\n\r\n(?:ok\n)?$/.test(answers);
+      await until(`the answers to '${name}'`, () => client.ended || (!closes && client.received >= answers.length));
+      await sleep(50); // nothing more comes
+      return { name, got: [client.text(), client.ended, client.error?.message], want: [answers, closes, undefined] };
+    }),
+  );
+  for (const { name, got, want } of results) assert.deepEqual(got, want, name);
+  const s = server.stats();
+  assert.equal(s.requests + s.rejected, EXCHANGES.map(([, , answers]) => answers).join('').match(/^HTTP\/1\.1 /gm)!.length);
+});
+
+it('parse_head_gives_the_responder_method_target_and_headers', () => {
+  const head = Buffer.from('\r\nPUT /a?b=c HTTP/1.0\r\nHost: test\r\nX-Empty:\r\nContent-Length: 12\r\nX-Space:  a  b  \r\n\r\n', 'latin1');
+  const request = new HttpRequest();
+  assert.equal(headLength(head, 0, head.length, 0), head.length);
+  assert.equal(parseHead(head, 0, head.length, request), PARSED);
+  assert.deepEqual(
+    { ...request },
+    {
+      method: 'PUT',
+      target: '/a?b=c',
+      minor: 0,
+      headers: ['Host', 'test', 'X-Empty', '', 'Content-Length', '12', 'X-Space', 'a  b'],
+      contentLength: 12,
+      close: true,
+    },
+  );
+});
+
+it('a_slow_request_head_is_closed_after_the_header_timeout_while_others_are_served', async () => {
+  const server = await serve({ headerTimeoutMs: 500 }); // the idle timeout stays at 30 s
+  // One byte per 100 ms: each refreshes the idle timer, never the head's.
+  const slow = await Client.connect(server.httpPort);
+  const slowStart = performance.now();
+  slow.socket.write('GET / HTTP/1.1\r\nHost: t\r\nX-A: ');
+  const drip = setInterval(() => !slow.ended && slow.socket.write('a'), 100);
+  // Heads of 50 ms each, one after another on one connection for longer than the timeout.
+  const steady = await Client.connect(server.httpPort);
+  // A body is no head: sent one byte per 100 ms, for longer than the timeout, it is read to its end.
+  const upload = await Client.connect(server.httpPort);
+  upload.socket.write('POST / HTTP/1.1\r\nHost: t\r\nContent-Length: 10\r\n\r\n');
+  try {
+    for (let i = 0; i < 10; i++) {
+      steady.socket.write('GET / HTTP/1.1\r\n');
+      await sleep(50);
+      steady.socket.write('Host: t\r\n\r\n');
+      upload.socket.write('b');
+      await sleep(50);
+    }
+    upload.socket.write(GET);
+    await until('the slow head to be closed', () => slow.ended);
+  } finally {
+    clearInterval(drip);
+  }
+  const slowFor = performance.now() - slowStart;
+  await until('the answers', () => steady.received >= 10 * OK.length && upload.received >= 2 * OK.length);
+  assert.equal(slow.text(), refusal('408 Request Timeout'));
+  assert.ok(slowFor >= 490, `closed ${slowFor.toFixed(0)} ms after its first byte, before the header timeout`);
+  assert.deepEqual([steady.text(), steady.ended], [OK.repeat(10), false]);
+  assert.deepEqual([upload.text(), upload.ended], [OK + OK, false]);
+  assert.deepEqual([server.stats().headTimeouts, server.stats().idleClosed, server.stats().open], [1, 0, 2]);
+});
+
 /**
  * "No lost byte" at shutdown: every byte the server read from a connection is echoed back to
  * it, in order, before the connection ends with a clean end of stream; and every byte a client
@@ -211,6 +353,57 @@ it('stop_echoes_every_byte_read_and_closes_cleanly', async () => {
   const refused = nodeNet.connect(server.echoPort, '127.0.0.1');
   const [e] = (await once(refused, 'error')) as [NodeJS.ErrnoException];
   assert.equal(e.code, 'ECONNREFUSED', 'no longer accepting');
+});
+
+/** This process's open descriptors. */
+const openFds = (): number => readdirSync('/dev/fd').length;
+
+/**
+ * Opens `total` one-request HTTP/1.0 connections, `parallel` at a time, as `ab` does: a quarter
+ * reset right after writing, half half-close after writing, a quarter read the answer to the end.
+ * Such a connection can be closed by the thread its first event goes to while the accepting
+ * thread is still registering it.
+ */
+async function churn(port: number, total: number, parallel: number): Promise<void> {
+  let started = 0;
+  const one = async (i: number): Promise<void> => {
+    const socket = nodeNet.connect(port, '127.0.0.1');
+    socket.on('error', () => {}); // a reset is what some of them ask for
+    await once(socket, 'connect');
+    socket.write('GET / HTTP/1.0\r\nHost: test\r\n\r\n');
+    if (i % 4 === 0) return void socket.resetAndDestroy();
+    if (i % 4 !== 3) socket.end();
+    socket.resume();
+    await once(socket, 'close');
+  };
+  await Promise.all(
+    Array.from({ length: parallel }, async () => {
+      while (started < total) await one(started++);
+    }),
+  );
+}
+
+it('a_cell_closed_before_it_is_published_is_freed_not_published', () => {
+  const connections = new Connections(Connections.create(2).buffer);
+  const live: number[] = [];
+  const cell = connections.reserve(100);
+  connections.remove(cell); // the connection's first event was delivered and closed it
+  connections.publish(cell, 7);
+  connections.forEach((token) => live.push(token));
+  assert.deepEqual(live, [], 'a closed connection is not in the table');
+  const cells = [connections.reserve(101), connections.reserve(102)];
+  assert.ok(cells.every((c) => c >= 0), 'and its cell is free again');
+});
+
+it('stop_after_churn_closes_every_fd_once', async () => {
+  const fds = openFds();
+  const server = await startServer({ port: 0, httpPort: 0, threads: 2 });
+  await churn(server.httpPort, 8000, 50);
+  // Before the fix this threw EBADF: a connection closed before it was published stayed in the
+  // table, and stop closed its fd again.
+  const summary = await server.stop();
+  assert.deepEqual([summary.accepted, summary.open, summary.cut, summary.handlerErrors], [8000, 0, 0, 0]);
+  assert.equal(openFds(), fds, 'every descriptor the server opened is closed, and no other');
 });
 
 /**
@@ -277,4 +470,14 @@ it.skipIf(process.platform === 'win32')('running_out_of_fds_does_not_stop_accept
   assert.equal(await exited, 0);
   assert.equal(out.stderr.match(/accept failed with EMFILE/g)?.length, 1, `logged once: ${out.stderr}`);
   assert.match(out.stdout, /60 accepted/);
+});
+
+it('sigint_after_client_churn_exits_0_with_the_summary', async () => {
+  const { child, out, exited } = await startListeningCli();
+  const httpPort = Number(/HTTP on [^ ]+:(\d+)/.exec(out.stdout)![1]);
+  await churn(httpPort, 8000, 50);
+  child.kill('SIGINT');
+  assert.equal(await exited, 0, out.stderr);
+  assert.equal(out.stderr, '');
+  assert.match(out.stdout, /connections +8,000 accepted, .* 0 cut at shutdown\n[^]*requests/);
 });

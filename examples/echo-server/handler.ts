@@ -6,8 +6,9 @@
  */
 import { Interest, ReactorError, Ready, type EventHandler, type WorkerContext } from '../../src/index.js';
 import * as net from '../../src/net/index.js';
-import { answer, headLength, MAX_ANSWER, TOO_LARGE, type Answer } from './http.js';
+import { answer, BLANK, headLength, HttpRequest, MALFORMED, MAX_ANSWER, PARSED, parseHead, refuse, type Answer } from './http.js';
 import {
+  BODY_LEFT,
   CELL,
   Connections,
   ECHO_OUT_AT,
@@ -27,6 +28,8 @@ import {
   REQUEST_MAX,
   Shared,
   C,
+  DEADLINE_AT,
+  HEAD_STARTED,
   STATE_BYTES,
 } from './shared.js';
 
@@ -35,6 +38,7 @@ export interface ServerData {
   readonly shared: SharedArrayBuffer;
   readonly connections: SharedArrayBuffer;
   readonly idleMs: number;
+  readonly headerTimeoutMs: number;
 }
 
 /** Failures that end one connection, not the server. */
@@ -75,6 +79,9 @@ class Connection {
   reqLen = 0;
   /** Where its pending output starts in the state. */
   outAt = 0;
+  headStarted = 0;
+  deadlineAt = 0;
+  bodyLeft = 0;
 
   load(token: number, kind: Kind, state: Uint8Array): void {
     // Every registration's state lies in one SharedArrayBuffer: one DataView serves them all.
@@ -90,6 +97,9 @@ class Connection {
     this.flags = v.getUint8(at + FLAGS);
     this.outLen = v.getUint32(at + OUT_LEN, true);
     this.reqLen = v.getUint32(at + REQ_LEN, true);
+    this.headStarted = v.getFloat64(at + HEAD_STARTED, true);
+    this.deadlineAt = v.getFloat64(at + DEADLINE_AT, true);
+    this.bodyLeft = v.getFloat64(at + BODY_LEFT, true);
     this.outAt = kind === Kind.ECHO ? ECHO_OUT_AT : HTTP_OUT_AT;
   }
 
@@ -99,6 +109,9 @@ class Connection {
     v.setUint8(this.at + FLAGS, this.flags);
     v.setUint32(this.at + OUT_LEN, this.outLen, true);
     v.setUint32(this.at + REQ_LEN, this.reqLen, true);
+    v.setFloat64(this.at + HEAD_STARTED, this.headStarted, true);
+    v.setFloat64(this.at + DEADLINE_AT, this.deadlineAt, true);
+    v.setFloat64(this.at + BODY_LEFT, this.bodyLeft, true);
   }
 
   get outRoom(): number {
@@ -125,11 +138,12 @@ class Connection {
 export function setup({ reactor, index, data }: WorkerContext<ServerData>): EventHandler {
   const shared = new Shared(data.shared, index + 1);
   const connections = new Connections(data.connections);
-  const { idleMs } = data;
+  const { idleMs, headerTimeoutMs } = data;
   const thread = index + 1;
   const c = new Connection();
   const accepted = new Int32Array(ACCEPT_BATCH);
   const scratch = new Uint8Array(STATE_BYTES);
+  const request = new HttpRequest();
 
   function onListener(token: number, kind: Kind, state: Uint8Array): void {
     const fd = new DataView(state.buffer, state.byteOffset).getInt32(FD, true);
@@ -167,10 +181,11 @@ export function setup({ reactor, index, data }: WorkerContext<ServerData>): Even
     let token: number;
     try {
       net.setNoDelay(fd, true); // echoes and answers are small writes: send them at once
-      token = reactor.add(fd, Interest.READABLE, { state: header(kind, fd, cell, now()) });
+      const at = now();
+      token = reactor.add(fd, Interest.READABLE, { state: header(kind, fd, cell, at, at + firstDeadline(kind)) });
     } catch (e) {
       net.close(fd);
-      connections.remove(cell);
+      connections.unreserve(cell);
       if (!(e instanceof ReactorError)) throw e;
       if (e.code === 'ENOSPC') shared.add(C.refused, 1);
       else if (LOST.has(e.code)) shared.add(C.resets, 1); // gone before it was registered
@@ -179,13 +194,18 @@ export function setup({ reactor, index, data }: WorkerContext<ServerData>): Even
     }
     shared.add(C.accepted, 1);
     shared.add(C.open, 1);
-    connections.publish(cell, token);
+    connections.publish(cell, token); // the thread its first event went to may have closed it already
     try {
-      reactor.setDeadline(token, idleMs);
+      reactor.setDeadline(token, firstDeadline(kind));
     } catch (e) {
       // The thread it was delivered to has closed it already (the peer came and went at once).
       if (!(e instanceof ReactorError && e.code === 'ENOENT')) throw e;
     }
+  }
+
+  /** A new connection's first deadline: for HTTP, a head that starts at once must not wait for the idle one (see onTimeout). */
+  function firstDeadline(kind: Kind): number {
+    return kind === Kind.HTTP ? Math.min(idleMs, headerTimeoutMs) : idleMs;
   }
 
   function acceptFailed(error: string): void {
@@ -201,17 +221,7 @@ export function setup({ reactor, index, data }: WorkerContext<ServerData>): Even
   function onConnection(token: number, flags: number, kind: Kind, state: Uint8Array): void {
     c.load(token, kind, state);
     if (c.handledBy(thread)) shared.add(C.handoffs, 1);
-    if (flags & Ready.TIMEOUT) {
-      const idle = now() - c.lastActive;
-      // The deadline rounds to whole milliseconds; a millisecond early is idle enough.
-      if (idle >= idleMs - 1) {
-        shared.add(C.idleClosed, 1);
-        release();
-        return;
-      }
-      // Bytes came since the deadline was set: it moves here, lazily, not on every read.
-      reactor.setDeadline(token, idleMs - idle);
-    }
+    if (flags & Ready.TIMEOUT && onTimeout()) return;
     let finished: boolean;
     try {
       if (c.flags & Flag.LINGERING) linger();
@@ -226,6 +236,59 @@ export function setup({ reactor, index, data }: WorkerContext<ServerData>): Even
       return;
     }
     if (finished) release();
+  }
+
+  /**
+   * A deadline passed; true if it closed the connection. One deadline serves both timeouts: it
+   * is set for the earlier of the idle one (nothing read for idleMs) and the head one (a request
+   * head not complete headerTimeoutMs after its first byte), and moved here, lazily, when bytes
+   * or a finished head put that time off, rather than on every read. The accepting thread sets
+   * the first deadline after the connection is armed, over any a faster thread set meanwhile:
+   * it is at most headerTimeoutMs away, so a head that started at once is not left waiting for
+   * the idle one.
+   */
+  function onTimeout(): boolean {
+    const at = now();
+    // The deadline rounds to whole milliseconds; a millisecond early is late enough.
+    if (c.headStarted > 0 && at - c.headStarted >= headerTimeoutMs - 1) {
+      shared.add(C.headTimeouts, 1);
+      timedOut();
+      return true;
+    }
+    if (at - c.lastActive >= idleMs - 1) {
+      shared.add(C.idleClosed, 1);
+      release();
+      return true;
+    }
+    c.deadlineAt = Infinity; // this one is spent
+    deadlineBy(Math.min(c.lastActive + idleMs, c.headStarted > 0 ? c.headStarted + headerTimeoutMs : Infinity));
+    return false;
+  }
+
+  /** Makes the deadline pass by `at` (on the clock of now()), unless it does already. */
+  function deadlineBy(at: number): void {
+    if (at >= c.deadlineAt) return;
+    reactor.setDeadline(c.token, Math.max(0, at - now()));
+    c.deadlineAt = at;
+  }
+
+  /**
+   * Closes a connection whose request head took too long: a 408 if the socket takes it at once,
+   * what the client sent is dropped so that the close is a FIN rather than a reset that could
+   * destroy the 408, and the socket is closed.
+   */
+  function timedOut(): void {
+    try {
+      // With answers pending the client is not reading: it gets no 408, and may get a reset.
+      if (c.outLen === 0) {
+        shared.add(C.bytesOut, Math.max(0, net.send(c.fd, refuse(408).bytes)));
+        linger();
+      }
+    } catch (e) {
+      if (!(e instanceof ReactorError && LOST.has(e.code))) throw e;
+    } finally {
+      release();
+    }
   }
 
   /** Whether the connection reads now: not after it is done, nor when its answer may not fit. */
@@ -284,40 +347,76 @@ export function setup({ reactor, index, data }: WorkerContext<ServerData>): Even
     shared.add(C.partialSends, 1);
   }
 
-  /** Answers every complete request head buffered, reading more while the answers fit. */
+  /**
+   * Answers every complete request head buffered, dropping the bodies after them, reading more
+   * while the answers fit; then starts the head timer if a head is left half-read.
+   */
   function http(): void {
     let searched = 0; // bytes of the buffered request known to hold no blank line
     let drained = false;
+    let partial = false; // what is buffered ends in a head not all read (not a body, nor heads waiting for room)
     for (let budget = READ_BUDGET; ; ) {
-      while (c.outRoom >= MAX_ANSWER) {
+      partial = false;
+      while (c.outRoom >= MAX_ANSWER && dropBody()) {
         const length = headLength(c.state, REQ_AT, c.reqLen, searched);
-        if (length < 0) break;
-        respond(length);
+        if (length === -1) {
+          partial = c.reqLen > 0;
+          break;
+        }
+        if (length === MALFORMED) reject(400);
+        else respond(length);
         searched = 0;
       }
       searched = c.reqLen; // unless answers stopped fitting, but then canRead() is false
-      if (budget <= 0 || drained || !canRead()) return;
+      if (budget <= 0 || drained || !canRead()) break;
       if (c.reqLen === REQUEST_MAX) {
-        queue(TOO_LARGE);
-        return;
+        reject(431);
+        break;
       }
       const room = REQUEST_MAX - c.reqLen;
       const n = net.recv(c.fd, c.state, REQ_AT + c.reqLen, room);
-      if (!received(n)) return;
+      if (!received(n)) break;
       c.reqLen += n;
       budget -= n;
       // As in echo(): answer what came, then let the re-arm look again.
       drained = n < room;
       if (drained) emptied();
     }
+    if (!partial || c.flags & Flag.NO_MORE_INPUT) c.headStarted = 0;
+    else if (c.headStarted === 0) {
+      c.headStarted = now();
+      deadlineBy(c.headStarted + headerTimeoutMs);
+    }
   }
 
+  /** Drops what is buffered of the current request's body; true once none is left to come. */
+  function dropBody(): boolean {
+    const n = Math.min(c.bodyLeft, c.reqLen);
+    if (n > 0) {
+      c.state.copyWithin(REQ_AT, REQ_AT + n, REQ_AT + c.reqLen);
+      c.reqLen -= n;
+      c.bodyLeft -= n;
+    }
+    return c.bodyLeft === 0;
+  }
+
+  /** Parses the head of `length` bytes at the start of the buffer and queues its answer. */
   function respond(length: number): void {
-    const head = Buffer.from(c.state.buffer, c.state.byteOffset + REQ_AT, length).toString('latin1');
-    shared.add(C.requests, 1);
+    const at = c.state.byteOffset - all.byteOffset + REQ_AT;
+    const status = parseHead(heads, at, at + length, request);
     c.state.copyWithin(REQ_AT, REQ_AT + length, REQ_AT + c.reqLen);
     c.reqLen -= length;
-    queue(answer(head));
+    c.headStarted = 0; // the next head's timer starts when this delivery ends
+    if (status === BLANK) return;
+    if (status !== PARSED) return reject(status);
+    shared.add(C.requests, 1);
+    c.bodyLeft = request.contentLength;
+    queue(answer(request));
+  }
+
+  function reject(status: number): void {
+    shared.add(C.rejected, 1);
+    queue(refuse(status));
   }
 
   /** Appends an answer to the pending output; one that closes ends the reading. */
@@ -397,6 +496,7 @@ export function setup({ reactor, index, data }: WorkerContext<ServerData>): Even
   // Views of the registrations' state, made once per slot and kept: no allocation per event.
   const all = reactor.stateBuffer;
   const words = new DataView(all.buffer);
+  const heads = Buffer.from(all.buffer, all.byteOffset, all.byteLength); // what parseHead reads
   const views: Uint8Array[] = [];
 
   return (token, flags) => {

@@ -7,7 +7,7 @@ import { ReactorError } from '../../src/index.js';
 import { startServer, type ServerOptions, type Stats, type Summary } from './server.js';
 
 const USAGE =
-  'usage: node build/examples/echo-server/main.js [--threads N] [--host ADDR] [--port N] [--http-port N] [--idle-ms N] [--help]';
+  'usage: node build/examples/echo-server/main.js [--threads N] [--host ADDR] [--port N] [--http-port N] [--idle-ms N] [--header-timeout-ms N] [--help]';
 
 const HELP = `${USAGE}
 
@@ -17,6 +17,9 @@ A multi-threaded TCP echo server on evdispatch, with an HTTP/1.1 keep-alive resp
   --port N       the echo port (default 7070; 0 picks a free one)
   --http-port N  the HTTP port (default 7071; 0 picks a free one)
   --idle-ms N    close a connection when nothing was read from it for N ms (default 30000)
+  --header-timeout-ms N
+                 answer 408 and close when an HTTP request head is not complete N ms
+                 after its first byte (default 10000)
   --help         this text
 Try it: nc 127.0.0.1 7070, or curl -s http://127.0.0.1:7071/. Ctrl-C stops it gracefully.`;
 
@@ -46,6 +49,7 @@ function parseFlags(argv: string[]) {
         port: { type: 'string' },
         'http-port': { type: 'string' },
         'idle-ms': { type: 'string' },
+        'header-timeout-ms': { type: 'string' },
         help: { type: 'boolean', short: 'h' },
       },
       strict: true,
@@ -66,6 +70,7 @@ function parseOptions(argv: string[]): ServerOptions | undefined {
     port: integer('port', values.port),
     httpPort: integer('http-port', values['http-port']),
     idleMs: integer('idle-ms', values['idle-ms']),
+    headerTimeoutMs: integer('header-timeout-ms', values['header-timeout-ms']),
   };
   // Only what was given: the server's own defaults stand for the rest.
   return Object.fromEntries(Object.entries(options).filter(([, v]) => v !== undefined)) as ServerOptions;
@@ -100,7 +105,7 @@ function summaryText(s: Summary): string {
       'events',
       `${count(s.events)} (${count(Math.round(s.events / Math.max(seconds, 0.001)))}/s), ${count(s.handoffs)} handed between threads`,
     ],
-    ['http', `${count(s.requests)} requests`],
+    ['http', `${count(s.requests)} requests, ${count(s.rejected)} rejected, ${count(s.headTimeouts)} head timeouts`],
     ['back-pressure', `${count(s.partialSends)} partial sends, ${count(s.readStalls)} read stalls`],
     ['errors', `${count(s.acceptErrors)} accept, ${count(s.handlerErrors)} handler`],
   ];

@@ -20,6 +20,11 @@ export interface ServerOptions {
   readonly threads?: number;
   /** A connection with nothing read for this long is closed (default 30,000 ms). */
   readonly idleMs?: number;
+  /**
+   * An HTTP request head not complete this long after its first byte gets a 408 and its
+   * connection is closed (default 10,000 ms), however often bytes of it arrive.
+   */
+  readonly headerTimeoutMs?: number;
   /** The most connections open at once (default 4096); more are accepted and closed at once. */
   readonly maxConnections?: number;
 }
@@ -76,6 +81,7 @@ export async function startServer(options: ServerOptions = {}): Promise<Server> 
   const host = options.host ?? '127.0.0.1';
   const threads = checkInt('threads', options.threads ?? 2, 1, 64);
   const idleMs = checkInt('idleMs', options.idleMs ?? 30_000, 1, 0x7fffffff);
+  const headerTimeoutMs = checkInt('headerTimeoutMs', options.headerTimeoutMs ?? 10_000, 1, 0x7fffffff);
   const maxConnections = checkInt('maxConnections', options.maxConnections ?? 4096, 1, 1 << 20);
   const started = now();
   // Two registrations more than connections: the listeners.
@@ -98,7 +104,7 @@ export async function startServer(options: ServerOptions = {}): Promise<Server> 
     for (const l of listeners) net.close(l.fd);
     throw e;
   }
-  const data: ServerData = { shared: shared.buffer, connections: connections.buffer, idleMs };
+  const data: ServerData = { shared: shared.buffer, connections: connections.buffer, idleMs, headerTimeoutMs };
   const workers = await runWorkers({
     reactor,
     threads,

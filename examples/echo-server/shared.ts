@@ -3,9 +3,9 @@
  * counters, the control words, and the table of open connections that `stop` walks.
  */
 /**
- * Bytes of reactor state per registration. A 32-byte header, then for HTTP a 4 KiB request
- * buffer, and the output the kernel refused: 16,352 bytes for echo (a whole read's worth, so a
- * read is never cut short for room), 12,256 for HTTP (about a hundred pipelined answers). The
+ * Bytes of reactor state per registration. A 64-byte header, then for HTTP a 4 KiB request
+ * buffer, and the output the kernel refused: 16,320 bytes for echo (a whole read's worth, so a
+ * read is never cut short for room), 12,224 for HTTP (about a hundred pipelined answers). The
  * kernel's socket buffers do most of the buffering; this only holds what they refused, and
  * pages no connection touches cost nothing: 4,096 connections reserve 64 MiB of address space.
  */
@@ -22,7 +22,10 @@ export const CELL = 12; // i32, the connection's cell in the Connections table
 export const OUT_LEN = 16; // u32, bytes of pending output
 export const REQ_LEN = 20; // u32, bytes of the HTTP request being read
 export const LAST_ACTIVE = 24; // f64, the monotonic clock (ms) at the last byte read
-export const HEADER = 32;
+export const HEAD_STARTED = 32; // f64, the clock at the first byte of the HTTP request head being read; 0: none
+export const DEADLINE_AT = 40; // f64, the clock when the deadline now set passes
+export const BODY_LEFT = 48; // f64, bytes of the current HTTP request's body still to drop
+export const HEADER = 64;
 /** Where each kind keeps its request bytes and its pending output. */
 export const REQ_AT = HEADER;
 export const ECHO_OUT_AT = HEADER;
@@ -36,7 +39,7 @@ export type Kind = (typeof Kind)[keyof typeof Kind];
 export const Flag = {
   /** The peer shut down its side: nothing more to read. */
   PEER_DONE: 1,
-  /** This server reads no more: stopping, a 431, or a `Connection: close` answered. */
+  /** This server reads no more: stopping, a refused request, or a `Connection: close` answered. */
   NO_MORE_INPUT: 2,
   /** Our side is shut down; input is read and dropped until the peer closes (no RST for it). */
   LINGERING: 4,
@@ -46,13 +49,14 @@ export const Flag = {
  * A new registration's header, for `add(fd, interest, { state })`: the reactor writes it before
  * arming the registration, so whichever thread gets its first event finds it complete.
  */
-export function header(kind: Kind, fd: number, cell: number, now: number): Uint8Array {
+export function header(kind: Kind, fd: number, cell: number, now: number, deadlineAt = Infinity): Uint8Array {
   const bytes = new Uint8Array(HEADER);
   const view = new DataView(bytes.buffer);
   view.setInt32(KIND, kind, true);
   view.setInt32(FD, fd, true);
   view.setInt32(CELL, cell, true);
   view.setFloat64(LAST_ACTIVE, now, true);
+  view.setFloat64(DEADLINE_AT, deadlineAt, true);
   return bytes;
 }
 
@@ -71,7 +75,12 @@ export const COUNTERS = [
   'bytesOut',
   /** Connections closed by the idle timeout (a FORCED | TIMEOUT delivery). */
   'idleClosed',
+  /** HTTP requests answered 200. */
   'requests',
+  /** HTTP request heads refused (400, 431, 501, 505): the connection closed after the answer. */
+  'rejected',
+  /** HTTP connections closed because a request head was not complete within the header timeout. */
+  'headTimeouts',
   /** send() calls that took less than offered: the rest waited in the state for WRITABLE. */
   'partialSends',
   /** Deliveries that stopped reading because the pending output was full (back-pressure). */
@@ -168,13 +177,21 @@ export class Shared {
 
 /** Cell states. */
 const FREE = 0;
+/** Claimed; its registration is being made. */
 const FILLING = 1;
 const LIVE = 2;
+/** Its connection closed before the cell was published: `publish` frees it. */
+const CLOSED = 3;
 
 /**
  * The open connections, so that `stop` can reach each one: a cell per connection holding its
  * token and fd, claimed with a compareExchange, freed when the connection closes. A connection's
  * header remembers its cell, so nothing is ever searched but a free cell.
+ *
+ * A connection is armed before its token is known, so the thread its first event goes to may
+ * close it before the accepting thread publishes the cell. Every change of a claimed cell is
+ * therefore a compareExchange, and a cell becomes free only once both have had their turn:
+ * never published for an fd that is closed (stop would close the number again), never leaked.
  */
 export class Connections {
   private readonly next: Int32Array;
@@ -208,14 +225,20 @@ export class Connections {
     return -1;
   }
 
-  /** The reserved cell's registration now exists: `forEach` sees it from here on. */
-  publish(cell: number, token: number): void {
-    this.tokens[cell] = token;
-    Atomics.store(this.cells, cell, LIVE);
+  /** Gives back a reserved cell whose registration was never made. */
+  unreserve(cell: number): void {
+    Atomics.store(this.cells, cell, FREE);
   }
 
+  /** The reserved cell's registration now exists: `forEach` sees it from here on, unless it closed already. */
+  publish(cell: number, token: number): void {
+    this.tokens[cell] = token;
+    if (Atomics.compareExchange(this.cells, cell, FILLING, LIVE) === CLOSED) Atomics.store(this.cells, cell, FREE);
+  }
+
+  /** Its connection closed: frees the cell, or leaves that to `publish` if it is still to come. */
   remove(cell: number): void {
-    Atomics.store(this.cells, cell, FREE);
+    if (Atomics.compareExchange(this.cells, cell, FILLING, CLOSED) !== FILLING) Atomics.store(this.cells, cell, FREE);
   }
 
   /** Calls fn for every open connection. */
