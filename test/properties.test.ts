@@ -15,8 +15,7 @@ import assert from 'node:assert/strict';
 import { readdirSync } from 'node:fs';
 import fc from 'fast-check';
 import { describe, it } from 'vitest';
-import { Events, Interest, Mode, Reactor, ReactorError, Ready } from '../src/index.js';
-import { availableBackends } from '../src/backends/select.js';
+import { availableBackends, Events, Interest, Mode, Reactor, ReactorError, Ready } from '../src/index.js';
 import { closeFd, recv, send, socketPair } from './support/sockets.js';
 
 /** The reactor's variants: re-arms batched or applied at once; batches through the native helper or not. */
@@ -39,19 +38,6 @@ const UNREAD_WRITES = 8;
 const DRAIN_ROUNDS = 16;
 /** A deadline fires at the first wait after its due time, rounded up to a millisecond by the heap. */
 const DEADLINE_SLACK_MS = 1.5;
-
-/**
- * KNOWN BUG, left for the fix in src/core (being restructured): a batched re-arm that fails
- * when applied puts its token on the thread's failed list (RearmBatch.failed), and delete()
- * does not take it off, so the next wait delivers (token, ERROR) for a token already deleted.
- * Shortest sequence: add(a) → t; forceOneShot(t); wait → [t FORCED]; close(a); rearm(t)
- * (staged); delete(t) → ok (it applies the batch first: EBADF, t back to its holder; then
- * deletes t); wait(0) → [t ERROR]. While this is true the model lets the next wait deliver
- * such a token once, flagged ERROR, and counts it; the test 'known bug: ...' below runs that
- * sequence with the strict model and expects the property to fail. Once fixed, that test
- * fails: make this false and remove the test.
- */
-const KNOWN_BUG_ERROR_AFTER_DELETE = true;
 
 const R = Interest.READABLE;
 const W = Interest.WRITABLE;
@@ -146,8 +132,6 @@ interface ForceCounts {
   /** Pending when its registration was deleted, or when the reactor closed. */
   dropped: number;
   timeouts: number;
-  /** Deliveries of the known bug: ERROR for a token deleted after its re-arm failed. */
-  knownBug: number;
 }
 
 /** Raised by the model when a world cannot explain what the reactor did. */
@@ -157,19 +141,14 @@ class World {
   regs = new Map<number, Reg>();
   /** Tokens whose batched re-arm failed: handed back flagged ERROR by the next wait. */
   failed: number[] = [];
-  /** KNOWN_BUG_ERROR_AFTER_DELETE: tokens deleted while on `failed`, which the next wait may deliver. */
-  staleErrors: number[] = [];
   closed = false;
   retirements = 0;
-  counts: ForceCounts = { delivered: 0, dropped: 0, timeouts: 0, knownBug: 0 };
-
-  constructor(private readonly tolerateKnownBug: boolean) {}
+  counts: ForceCounts = { delivered: 0, dropped: 0, timeouts: 0 };
 
   clone(): World {
-    const w = new World(this.tolerateKnownBug);
+    const w = new World();
     for (const [token, reg] of this.regs) w.regs.set(token, { ...reg });
     w.failed = [...this.failed];
-    w.staleErrors = [...this.staleErrors];
     w.closed = this.closed;
     w.retirements = this.retirements;
     w.counts = { ...this.counts };
@@ -179,7 +158,7 @@ class World {
   /** What tells worlds apart (not the counts): identical worlds are kept once. */
   key(): string {
     const regs = [...this.regs.values()].map((r) => `${r.token}:${r.state}:${+r.force}${+r.timeout}:${r.deadline?.early ?? '-'}`);
-    return `${regs.join(',')}|${this.failed.join(',')}|${this.staleErrors.join(',')}|${+this.closed}`;
+    return `${regs.join(',')}|${this.failed.join(',')}|${+this.closed}`;
   }
 
   reg(token: number): Reg {
@@ -219,9 +198,7 @@ class World {
     reg.force = false;
     reg.timeout = false;
     reg.deadline = null;
-    // Re-armed again before its failure was handed back, a token is on `failed` once per failure.
-    const handBacks = this.failed.filter((t) => t === reg.token);
-    if (this.tolerateKnownBug) this.staleErrors.push(...handBacks);
+    // A deleted token's failed re-arm is never handed back.
     this.failed = this.failed.filter((t) => t !== reg.token);
   }
 }
@@ -319,21 +296,13 @@ function deliver(w: World, seen: WaitSeen): void {
   // those failing now come back in this wait only if it loops again (a timeout, nothing else
   // delivered), else in the next.
   const owedErrors = w.failed;
-  const staleErrors = w.staleErrors;
   w.failed = [];
-  w.staleErrors = [];
   w.applyStaged();
   for (const [token, flags] of seen.deliveries) {
     if (flags === Ready.ERROR) {
       const old = owedErrors.indexOf(token);
       if (old >= 0) {
         owedErrors.splice(old, 1);
-        continue;
-      }
-      const stale = staleErrors.indexOf(token);
-      if (stale >= 0) {
-        staleErrors.splice(stale, 1);
-        w.counts.knownBug++;
         continue;
       }
       const now = w.failed.indexOf(token);
@@ -396,7 +365,6 @@ interface Stats {
   forcesDropped: number;
   errorsChecked: number;
   maxWorlds: number;
-  knownBug: number;
 }
 
 class Sequence {
@@ -413,14 +381,12 @@ class Sequence {
   /** Whether rearm stages (applied by the next wait, flush, delete or close) or applies at once. */
   private readonly batched: boolean;
 
-  /** `strict`: no allowance for KNOWN_BUG_ERROR_AFTER_DELETE. */
   constructor(
     variant: { readonly batchRearms: boolean; readonly native: boolean },
     private readonly stats: Stats,
-    strict = !KNOWN_BUG_ERROR_AFTER_DELETE,
   ) {
     this.batched = variant.batchRearms;
-    this.worlds = [new World(!strict)];
+    this.worlds = [new World()];
     this.r = Reactor.open({ backend: 'epoll', capacity: CAPACITY, batchRearms: variant.batchRearms, native: variant.native });
     try {
       for (let p = 0; p < PAIRS; p++) this.openPair(p);
@@ -505,7 +471,6 @@ class Sequence {
     this.stats.forcesDelivered += counts.delivered;
     this.stats.forcesDropped += counts.dropped;
     this.stats.timeoutsDelivered += counts.timeouts;
-    this.stats.knownBug += counts.knownBug;
   }
 
   private withToken(pick: Pick, use: (token: number) => void): void {
@@ -549,6 +514,8 @@ class Sequence {
       if (this.batched) {
         expectOk(out, 'rearm (staged)');
         reg.state = 'staged';
+        // Re-armed again before its last failure was handed back: this re-arm supersedes it.
+        w.failed = w.failed.filter((t) => t !== token);
       } else if (reg.sock.open) {
         expectOk(out, 'rearm');
         reg.state = 'armed';
@@ -604,7 +571,7 @@ class Sequence {
     const out = call(() => this.r.wait(this.ev, ms));
     const end = performance.now();
     const n = out.ok ? (out.value as number) : 0;
-    const deliveries = Array.from({ length: n }, (_, i) => [this.ev.token(i), this.ev.flag(i)] as const);
+    const deliveries = Array.from({ length: n }, (_, i) => [this.ev.token(i), this.ev.readiness(i)] as const);
     this.stats.deliveries += n;
     const shown = out.ok ? `[${deliveries.map(([t, f]) => `${t} ${flagNames(f)}`).join('; ')}]` : out.code;
     this.step(`wait(${ms}) → ${shown}`, out, (w) => afterWait(w, { ms, start, end, out, deliveries }));
@@ -740,14 +707,13 @@ function newStats(): Stats {
     forcesDropped: 0,
     errorsChecked: 0,
     maxWorlds: 1,
-    knownBug: 0,
   };
 }
 
 /** Runs each sequence against a fresh reactor of the variant, then drains it; always disposes it. */
-function runSequences(variant: { readonly batchRearms: boolean; readonly native: boolean }, stats: Stats, strict?: boolean) {
+function runSequences(variant: { readonly batchRearms: boolean; readonly native: boolean }, stats: Stats) {
   return (ops: Op[]): void => {
-    const seq = new Sequence(variant, stats, strict);
+    const seq = new Sequence(variant, stats);
     try {
       for (const op of ops) seq.run(op);
       seq.drain();
@@ -757,7 +723,10 @@ function runSequences(variant: { readonly batchRearms: boolean; readonly native:
   };
 }
 
-/** The shortest sequence of KNOWN_BUG_ERROR_AFTER_DELETE, as fast-check shrank it. */
+/**
+ * The shortest sequence of a bug the property found, as fast-check shrank it: a batched re-arm
+ * that failed was delivered (ERROR) after its token was deleted.
+ */
 const ERROR_AFTER_DELETE: Op[] = [
   { kind: 'add', end: 0, interest: R, oneshot: false },
   { kind: 'force', pick: { among: 'live', index: 0 } },
@@ -791,24 +760,18 @@ if (!epoll) {
             `${stats.steps} steps, ${stats.deliveries} deliveries, ${stats.forcesAccepted} forces accepted, ` +
             `${stats.forcesDelivered} forced deliveries (${stats.timeoutsDelivered} of them deadlines), ` +
             `${stats.forcesDropped} forces dropped by delete or close, ${stats.errorsChecked} ReactorErrors checked, ` +
-            `at most ${stats.maxWorlds} possible worlds, known bug (ERROR after delete) seen ${stats.knownBug} times, ` +
+            `at most ${stats.maxWorlds} possible worlds, ` +
             `${((performance.now() - started) / 1000).toFixed(1)} s`,
         );
         assert.ok(stats.forcesDelivered > 0 && stats.timeoutsDelivered > 0, 'the sequences exercised forces and deadlines');
       });
     }
 
-    it(
-      'known bug: a batched re-arm that failed is delivered (ERROR) after its token was deleted; the strict property catches it',
-      () => {
-        const run = runSequences(VARIANTS[0], newStats(), true);
-        assert.throws(
-          () => fc.assert(fc.property(sequenceArb, run), { examples: [[ERROR_AFTER_DELETE]], numRuns: 1 }),
-          (e: Error) => /delivered ERROR, but it is dead/.test(String(e.cause)),
-          'the known bug is fixed: set KNOWN_BUG_ERROR_AFTER_DELETE to false and remove this test',
-        );
-      },
-    );
+    it('a failed batched re-arm of a token deleted since is never delivered (the shrunk sequence)', () => {
+      for (const variant of VARIANTS) {
+        fc.assert(fc.property(sequenceArb, runSequences(variant, newStats())), { examples: [[ERROR_AFTER_DELETE]], numRuns: 1 });
+      }
+    });
 
     it('closes every socket and reactor it opened (the fd count is back where it started)', () => {
       assert.ok(sequences >= 2000, `at least 2,000 sequences ran (${sequences})`);

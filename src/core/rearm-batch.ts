@@ -2,7 +2,7 @@
 import { Rearms } from './backend.js';
 import type { Events } from './events.js';
 import { Ready } from './flags.js';
-import { abortRearm, endRearm, slotOfToken } from './table.js';
+import { abortRearm, ACTIVE, endRearm, genOf, genOfToken, slotOfToken, STATE } from './table.js';
 
 /** How many re-arms a thread stages before applying them. */
 const STAGED_REARMS = 256;
@@ -36,7 +36,15 @@ export class RearmBatch {
 
   /** Stages a re-arm; true when the batch is full and must be applied now. */
   stage(fd: number, interest: number, token: number): boolean {
+    // A token re-armed again before its last failure was handed back: this re-arm supersedes it.
+    if (this.failed.length !== 0) this.forget(token);
     return this.rearms.push(fd, interest, token);
+  }
+
+  /** Drops a failure not yet handed back: its token was re-armed again, or deleted. */
+  forget(token: number): void {
+    const i = this.failed.indexOf(token);
+    if (i >= 0) this.failed.splice(i, 1);
   }
 
   /** The batch was applied: end each slot's REARMING; count this thread out. */
@@ -64,11 +72,17 @@ export class RearmBatch {
     this.owner.leave();
   }
 
-  /** Delivers into `events` from index n the re-arms that failed; returns the new count. */
+  /**
+   * Delivers into `events` from index n the re-arms that failed, each to the thread that still
+   * holds it; returns the new count. One deleted since, or handed on, is dropped.
+   */
   deliverFailed(events: Events, n: number): number {
     const failed = this.failed;
     while (failed.length > 0 && n < events.capacity) {
-      events.tokens[n] = failed.shift()!;
+      const token = failed.shift()!;
+      const word = Atomics.load(this.words, slotOfToken(token));
+      if (genOf(word) !== genOfToken(token) || (word & STATE) !== ACTIVE) continue;
+      events.tokens[n] = token;
       events.ready[n++] = Ready.ERROR;
     }
     return n;
