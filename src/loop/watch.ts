@@ -27,7 +27,20 @@ function onReady(source: LoopSource, look: () => Look): StopWatching {
   }
   let stopped = false;
   let timer: NodeJS.Timeout | undefined;
-  const handle = source.pollFd === null ? undefined : pollReadable(source.pollFd, run);
+  // koffi calls back from libuv outside any Node callback scope, so nothing drains the microtasks
+  // a look queues (waitAsync's resolve, a handler's promises) until some other callback runs: on
+  // Node 26 that was waitAsync's own timeout. The look runs as an immediate instead, right after
+  // this poll phase, and Node drains the microtasks after it.
+  let looking = false;
+  const lookSoon = (): void => {
+    if (looking) return;
+    looking = true;
+    setImmediate(() => {
+      looking = false;
+      run();
+    });
+  };
+  const handle = source.pollFd === null ? undefined : pollReadable(source.pollFd, lookSoon);
 
   function run(): void {
     if (stopped) return;
