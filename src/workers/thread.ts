@@ -80,12 +80,18 @@ function attach(): Reactor {
     process.exit(0);
   }
 }
-const context: WorkerContext = { reactor, index: data.index, threadId, threads: data.threads, data: data.data };
-const handler = await setUp(context, data.moduleUrl).catch((e: unknown) => {
-  post({ kind: 'error', token: undefined, ready: undefined, error: posted(e) });
-  return undefined;
-});
-if (handler !== undefined) {
+/**
+ * Sets the handler up, then serves. Called, not awaited, at the top: a thread's module must
+ * finish evaluating before it serves, because terminating a worker whose module evaluation is
+ * still pending (a top-level await) crashes Node 22 and 24.
+ */
+async function main(): Promise<void> {
+  const context: WorkerContext = { reactor, index: data.index, threadId, threads: data.threads, data: data.data };
+  const handler = await setUp(context, data.moduleUrl).catch((e: unknown) => {
+    post({ kind: 'error', token: undefined, ready: undefined, error: posted(e) });
+    return undefined;
+  });
+  if (handler === undefined) return;
   post({ kind: 'ready' });
   Atomics.wait(data.start, 0, WAITING);
   const go = Atomics.load(data.start, 0) === START;
@@ -93,3 +99,5 @@ if (handler !== undefined) {
   reactor.flush(); // what the last handlers re-armed (batchRearms), before this thread goes
   post({ kind: 'done', events });
 }
+
+void main();

@@ -4,14 +4,17 @@
  * OS, so a test reads the same everywhere.
  */
 import * as net from '../../src/net/index.js';
+import { errno, libc } from '../../src/sys/posix.js';
 
 /** A connected, non-blocking pair of stream sockets. */
-export const socketPair: () => [number, number] =
-  process.platform === 'win32' ? loopbackPair : await unixPairs();
+export const socketPair: () => [number, number] = process.platform === 'win32' ? loopbackPair : unixPairs();
 
-/** socketpair(2) through the same libc the backends use (Linux values; loaded only off Windows). */
-async function unixPairs(): Promise<() => [number, number]> {
-  const { errno, libc } = await import('../../src/sys/posix.js');
+/**
+ * socketpair(2) through the same libc the backends use (Linux values; bound only off Windows).
+ * No top-level await: a worker thread terminated while its module graph still evaluates
+ * asynchronously crashes Node 22 and 24 (V8's AsyncModuleExecutionFulfilled check).
+ */
+function unixPairs(): () => [number, number] {
   const socketpair = libc().func('int socketpair(int domain, int type, int protocol, _Out_ int *sv)') as (
     domain: number,
     type: number,
