@@ -35,7 +35,6 @@ export class Engine {
   lastNotified = false;
   /** This thread's buffer for the backend's events, grown to the largest Events seen. */
   private raw = new RawEvents(1);
-  private readonly words: Int32Array;
   private loop: LoopSource | undefined;
 
   constructor(
@@ -43,8 +42,12 @@ export class Engine {
     readonly memory: ReactorMemory,
     batchRearms: boolean,
   ) {
-    this.words = memory.table.words;
-    this.staged = batchRearms ? new RearmBatch(this.words, this) : undefined;
+    this.staged = batchRearms ? new RearmBatch(memory.table, this) : undefined;
+  }
+
+  /** The table's state words, as far as this thread's view of them reaches. */
+  private get words(): Int32Array {
+    return this.memory.table.words;
   }
 
   /** Counts this thread in as a user of the kernel objects; ECLOSED once closed. */
@@ -231,17 +234,18 @@ export class Engine {
 
   /** A deadline passed: force with TIMEOUT. (Bound once: takeDue calls it per deadline.) */
   private readonly forceTimeout = (slot: number, gen: number): void => {
+    if (!this.memory.table.covers(slot)) return;
     if (force(this.words, slot, gen, true) === FORCED_PUSH) this.memory.queue.push(slot);
   };
 
   /** Claims the backend's `got` raw events into `events` from index n; returns the new count. */
   private claimKernelEvents(events: Events, n: number, got: number): number {
     const raw = this.raw;
-    const capacity = this.memory.table.capacity;
+    const table = this.memory.table;
     for (let i = 0; i < got; i++) {
       const token = raw.tokens[i]!;
       const slot = slotOfToken(token);
-      if (slot >= capacity) continue;
+      if (!table.covers(slot)) continue;
       const ready = claim(this.words, slot, genOfToken(token), raw.ready[i]!);
       if (ready <= 0) continue;
       events.tokens[n] = token;
@@ -258,6 +262,7 @@ export class Engine {
     while (n < limit) {
       const slot = queue.pop();
       if (slot < 0) return n;
+      if (!this.memory.table.covers(slot)) continue;
       const word = claimQueued(this.words, slot);
       if (word === 0) continue;
       const ready = deliveredReady(word, 0);
@@ -272,6 +277,7 @@ export class Engine {
 
   /** The last user is gone: wait out any rearm still in its kernel call, then free the kernel objects. */
   private finalize(): void {
+    this.memory.table.refresh();
     const words = this.words;
     for (let slot = 0; slot < words.length; slot++) {
       for (let spins = 0; (Atomics.load(words, slot) & STATE) === REARMING; spins++) backOff(spins);

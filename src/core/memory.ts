@@ -84,11 +84,11 @@ export function checkHandle(handle: unknown): ReactorHandle {
     h === null ||
     typeof h !== 'object' ||
     typeof h.backend?.kind !== 'string' ||
-    !(h.table?.buffer instanceof SharedArrayBuffer) ||
+    !(h.table?.header instanceof SharedArrayBuffer) ||
     !(h.queue instanceof SharedArrayBuffer) ||
     !(h.signals instanceof SharedArrayBuffer) ||
     !(h.lifetime instanceof SharedArrayBuffer) ||
-    !(h.deadlines?.buffer instanceof SharedArrayBuffer) ||
+    !(h.deadlines?.header instanceof SharedArrayBuffer) ||
     !(h.state?.buffer instanceof SharedArrayBuffer)
   ) {
     throw new ReactorError('EINVAL', 'not a reactor handle: pass what reactor.share() returned');

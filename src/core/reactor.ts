@@ -33,7 +33,6 @@ import {
  */
 export class CoreReactor {
   private readonly engine: Engine;
-  private readonly words: Int32Array;
 
   protected constructor(
     private readonly backend: Backend,
@@ -42,7 +41,11 @@ export class CoreReactor {
     batchRearms: boolean,
   ) {
     this.engine = new Engine(backend, memory, batchRearms);
-    this.words = memory.table.words;
+  }
+
+  /** The table's state words, as far as this thread's view of them reaches (see `slotOf`). */
+  private get words(): Int32Array {
+    return this.memory.table.words;
   }
 
   /** `flush`, bound once: the microtask that applies what a thread staged when it yields. */
@@ -393,7 +396,8 @@ export class CoreReactor {
       throw new ReactorError('EINVAL', `a token is a non-negative safe integer returned by add(), got ${String(token)}`);
     }
     const slot = slotOfToken(token);
-    if (slot >= this.capacity) throw notLive(token);
+    // Past this thread's view: another thread may have taken it since, or no one ever did.
+    if (!this.memory.table.covers(slot)) throw notLive(token);
     return slot;
   }
 
