@@ -403,6 +403,7 @@ export function setup({ reactor, index, data }: WorkerContext<ServerData>): Even
   /** Parses the head of `length` bytes at the start of the buffer and queues its answer. */
   function respond(length: number): void {
     const at = c.state.byteOffset - all.byteOffset + REQ_AT;
+    if (heads.byteLength < at + length) heads = Buffer.from(all.buffer, all.byteOffset, all.byteLength);
     const status = parseHead(heads, at, at + length, request);
     c.state.copyWithin(REQ_AT, REQ_AT + length, REQ_AT + c.reqLen);
     c.reqLen -= length;
@@ -496,7 +497,9 @@ export function setup({ reactor, index, data }: WorkerContext<ServerData>): Even
   // Views of the registrations' state, made once per slot and kept: no allocation per event.
   const all = reactor.stateBuffer;
   const words = new DataView(all.buffer);
-  const heads = Buffer.from(all.buffer, all.byteOffset, all.byteLength); // what parseHead reads
+  // What parseHead reads: a Buffer over the state, made again when the state has grown past it
+  // (the reactor's state memory grows with the registrations used).
+  let heads = Buffer.from(all.buffer, all.byteOffset, all.byteLength);
   const views: Uint8Array[] = [];
 
   return (token, flags) => {

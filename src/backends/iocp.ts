@@ -12,8 +12,10 @@
  * until its completion is dequeued, and any thread may issue, cancel or dequeue. So it lives in
  * one native block per reactor (VirtualAlloc, outside every JS heap, its address passed in
  * `share()`), a 64-byte record per slot; the completion's lpOverlapped is the record's address,
- * which gives back the slot. Each slot's poll state sits in a SharedArrayBuffer beside it,
- * behind a per-slot lock, so threads agree on whether a request is in flight:
+ * which gives back the slot. Each slot's poll state sits in growable SharedArrayBuffers beside
+ * it (grown by `add` as slots are first used, the views of other threads made again when they
+ * meet a slot past them), behind a per-slot lock, so threads agree on whether a request is in
+ * flight:
  *
  * | state      | meaning                                  | the completion, when dequeued   |
  * |------------|------------------------------------------|---------------------------------|
@@ -38,6 +40,7 @@ import {
   type Token,
 } from '../core/backend.js';
 import { ReactorError } from '../core/errors.js';
+import { FIRST_BYTES, growable, growTo } from '../core/growable.js';
 import { lock, unlock } from '../core/mutex.js';
 import { Interest, Ready } from '../core/flags.js';
 import {
@@ -135,7 +138,8 @@ const STATE = 1;
 const SLOT_VALUES = 2;
 const VALUE_TOKEN = 0;
 const VALUE_SOCKET = 1;
-const NO_TOKEN = -1;
+/** Never a token (WAKE_TOKEN is 0), so memory the values grow into reads as "no registration". */
+const NO_TOKEN = 0;
 
 // The state word.
 const POLL_MASK = 0x3;
@@ -220,8 +224,8 @@ export class IocpBackend implements Backend {
   private readonly mem: DataView;
   /** Address of record 0. */
   private readonly records: number;
-  private readonly words: Int32Array;
-  private readonly values: Float64Array;
+  private words!: Int32Array;
+  private values!: Float64Array;
   private entries = new Uint8Array(0);
   private entryView = new DataView(this.entries.buffer);
   private readonly removed = new Uint32Array(1);
@@ -253,10 +257,9 @@ export class IocpBackend implements Backend {
       }
       block = Number(b);
       afd = openAfd(api, block, port);
-      const words = new SharedArrayBuffer((HEADER_WORDS + capacity * SLOT_WORDS) * 4);
-      const values = new Float64Array(new SharedArrayBuffer(capacity * SLOT_VALUES * 8));
-      values.fill(NO_TOKEN);
-      return new IocpBackend({ kind: 'iocp', port, afd, block, capacity, words, values: values.buffer as SharedArrayBuffer }, indexOf);
+      const words = growable(FIRST_BYTES, (HEADER_WORDS + capacity * SLOT_WORDS) * 4);
+      const values = growable(FIRST_BYTES, capacity * SLOT_VALUES * 8);
+      return new IocpBackend({ kind: 'iocp', port, afd, block, capacity, words, values }, indexOf);
     } catch (e) {
       if (afd !== 0) api.CloseHandle(afd);
       if (block !== 0) api.VirtualFree(block, 0, MEM_RELEASE);
@@ -290,14 +293,33 @@ export class IocpBackend implements Backend {
     this.api = win32();
     this.mem = new DataView(memoryAt(handle.block, SCRATCH_SIZE + handle.capacity * RECORD_SIZE));
     this.records = handle.block + SCRATCH_SIZE;
-    this.words = new Int32Array(handle.words);
-    this.values = new Float64Array(handle.values);
+    this.views();
+  }
+
+  /** This thread's views, as far as both shared buffers have grown. */
+  private views(): void {
+    const { words, values } = this.handle;
+    const slots = Math.min(Math.floor((words.byteLength / 4 - HEADER_WORDS) / SLOT_WORDS), Math.floor(values.byteLength / 8 / SLOT_VALUES));
+    this.words = new Int32Array(words, 0, HEADER_WORDS + slots * SLOT_WORDS);
+    this.values = new Float64Array(values, 0, slots * SLOT_VALUES);
+  }
+
+  /** Whether this thread's views reach `slot`, made again if the buffers grew. */
+  private reach(slot: number): boolean {
+    if (slot * SLOT_VALUES < this.values.length) return true;
+    this.views();
+    return slot * SLOT_VALUES < this.values.length;
   }
 
   add(fd: Fd, interest: number, token: Token): void {
     const slot = this.indexOf(token);
     if (slot >= this.handle.capacity) {
       throw new ReactorError('ENOSPC', `slot ${slot} is past the ${this.handle.capacity} registrations this IOCP backend was opened for`);
+    }
+    if (!this.reach(slot)) {
+      growTo(this.handle.words, (HEADER_WORDS + (slot + 1) * SLOT_WORDS) * 4);
+      growTo(this.handle.values, (slot + 1) * SLOT_VALUES * 8);
+      this.views();
     }
     const socket = this.baseSocket(fd);
     this.lock(slot);
@@ -437,9 +459,10 @@ export class IocpBackend implements Backend {
    * allocated: the kernel may still write to it.
    */
   close(): void {
+    this.views();
     const words = this.words;
     if (Atomics.exchange(words, CLOSED, 1) !== 0) return;
-    for (let slot = 0; slot < this.handle.capacity; slot++) {
+    for (let slot = 0; slot * SLOT_VALUES < this.values.length; slot++) {
       if (pollState(Atomics.load(words, HEADER_WORDS + slot * SLOT_WORDS + STATE)) === IDLE) continue;
       this.lock(slot);
       const state = this.state(slot);
@@ -656,12 +679,12 @@ export class IocpBackend implements Backend {
     const offset = address - this.records - RECORD_IOSB;
     if (offset < 0 || offset % RECORD_SIZE !== 0) return -1;
     const slot = offset / RECORD_SIZE;
-    return slot < this.handle.capacity ? slot : -1;
+    return slot < this.handle.capacity && this.reach(slot) ? slot : -1;
   }
 
   private liveSlot(token: Token, verb: string): number {
     const slot = this.indexOf(token);
-    if (slot >= this.handle.capacity) throw noRegistration(token, verb);
+    if (slot >= this.handle.capacity || !this.reach(slot)) throw noRegistration(token, verb);
     return slot;
   }
 

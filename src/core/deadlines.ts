@@ -1,11 +1,17 @@
 /** Per-registration deadlines that fire FORCEOS with TIMEOUT: a shared min-heap, no fd each. */
+import { FIRST_BYTES, growable, growTo } from './growable.js';
 import { lock, unlock } from './mutex.js';
 
 const LOCK = 0;
 const COUNT = 1;
 /** The earliest deadline, whole ms after the clock's base (rounded up), or NONE. Read without the lock. */
 const EARLIEST = 2;
+/** Heap entries and slots the arrays hold now: they grow with the slots given deadlines. */
+const SIZE = 3;
 const HEADER = 4;
+
+/** Entries and slots the arrays first hold: a page of Int32s. */
+const FIRST_SIZE = FIRST_BYTES / 4;
 
 /** No deadline pending. */
 export const NONE = 0x7fffffff;
@@ -13,7 +19,12 @@ export const NONE = 0x7fffffff;
 /** Shared memory of the deadlines, for `attach` in another thread. */
 export interface DeadlineMemory {
   readonly capacity: number;
-  readonly buffer: SharedArrayBuffer;
+  readonly header: SharedArrayBuffer;
+  /** The heap's times (Float64), slots and generations, and each slot's position in it. */
+  readonly times: SharedArrayBuffer;
+  readonly slots: SharedArrayBuffer;
+  readonly gens: SharedArrayBuffer;
+  readonly position: SharedArrayBuffer;
   /** The monotonic clock's reading (ms) that deadlines are counted from. */
   readonly base: number;
 }
@@ -32,30 +43,62 @@ function monotonicMs(): number {
  */
 export class Deadlines {
   private readonly header: Int32Array;
-  private readonly times: Float64Array;
-  private readonly slots: Int32Array;
-  private readonly gens: Int32Array;
+  private times!: Float64Array;
+  private slots!: Int32Array;
+  private gens!: Int32Array;
   /** Per slot: its position in the heap plus one, or 0 when it has no deadline. */
-  private readonly position: Int32Array;
+  private position!: Int32Array;
   /** performance.now() + offset = ms since the base, in this thread. */
   private readonly offset: number;
 
   static create(capacity: number): Deadlines {
-    const buffer = new SharedArrayBuffer(HEADER * 4 + capacity * (8 + 4 * 3));
-    const d = new Deadlines({ capacity, buffer, base: monotonicMs() });
-    d.header[EARLIEST] = NONE;
-    return d;
+    const size = Math.min(capacity, FIRST_SIZE);
+    const ints = (): SharedArrayBuffer => growable(size * 4, capacity * 4);
+    const memory = {
+      capacity,
+      header: new SharedArrayBuffer(HEADER * 4),
+      times: growable(size * 8, capacity * 8),
+      slots: ints(),
+      gens: ints(),
+      position: ints(),
+      base: monotonicMs(),
+    };
+    const header = new Int32Array(memory.header);
+    header[EARLIEST] = NONE;
+    header[SIZE] = size;
+    return new Deadlines(memory);
   }
 
   constructor(readonly memory: DeadlineMemory) {
-    const { capacity, buffer } = memory;
-    this.header = new Int32Array(buffer, 0, HEADER);
-    this.times = new Float64Array(buffer, HEADER * 4, capacity);
-    let at = HEADER * 4 + capacity * 8;
-    this.slots = new Int32Array(buffer, at, capacity);
-    this.gens = new Int32Array(buffer, (at += capacity * 4), capacity);
-    this.position = new Int32Array(buffer, (at += capacity * 4), capacity);
+    this.header = new Int32Array(memory.header);
+    this.views();
     this.offset = monotonicMs() - memory.base - performance.now();
+  }
+
+  /** Under the lock (or before sharing): views as large as the arrays are now. */
+  private views(): void {
+    const { times, slots, gens, position } = this.memory;
+    const size = this.header[SIZE]!;
+    this.times = new Float64Array(times, 0, size);
+    this.slots = new Int32Array(slots, 0, size);
+    this.gens = new Int32Array(gens, 0, size);
+    this.position = new Int32Array(position, 0, size);
+  }
+
+  /**
+   * Under the lock: this thread's views brought up to date, and the arrays grown to hold
+   * `slot` (the heap never holds more entries than slots have been given deadlines).
+   */
+  private reach(slot: number): void {
+    const h = this.header;
+    if (slot >= h[SIZE]!) {
+      const { times, slots, gens, position, capacity } = this.memory;
+      const size = Math.min(capacity, Math.max(slot + 1, h[SIZE]! * 2));
+      growTo(times, size * 8);
+      for (const ints of [slots, gens, position]) growTo(ints, size * 4);
+      h[SIZE] = size;
+    }
+    if (this.position.length !== h[SIZE]) this.views();
   }
 
   /** Milliseconds since the base, in this thread. */
@@ -72,6 +115,7 @@ export class Deadlines {
   set(slot: number, gen: number, at: number): boolean {
     lock(this.header, LOCK);
     try {
+      this.reach(slot);
       let i = this.position[slot]! - 1;
       const added = i < 0;
       if (added) {
@@ -93,9 +137,12 @@ export class Deadlines {
 
   /** Removes slot's deadline, if it has one. */
   cancel(slot: number): void {
-    if (this.position[slot] === 0) return;
+    // A slot past this thread's view may have been given a deadline by another thread.
+    if (slot < this.position.length && this.position[slot] === 0) return;
     lock(this.header, LOCK);
     try {
+      if (slot >= this.header[SIZE]!) return;
+      this.reach(slot);
       const i = this.position[slot]! - 1;
       if (i >= 0) this.removeAt(i);
       this.publish();
@@ -111,6 +158,7 @@ export class Deadlines {
   takeDue(now: number, fire: (slot: number, gen: number) => void): void {
     lock(this.header, LOCK);
     try {
+      this.reach(0);
       while (this.header[COUNT]! > 0 && this.times[0]! <= now) {
         const slot = this.slots[0]!;
         const gen = this.gens[0]!;

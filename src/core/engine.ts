@@ -57,8 +57,6 @@ export class Engine {
   lastNotified = false;
   /** This thread's buffer for the backend's events, grown to the largest Events seen. */
   private raw = new RawEvents(1);
-  private readonly words: Int32Array;
-  private readonly holders: Int32Array;
   /** This thread's attachment: what a delivery to it records as the slot's holder. */
   readonly me: number;
   private readonly waitSliceMs: number;
@@ -69,11 +67,19 @@ export class Engine {
     readonly memory: ReactorMemory,
     options: EngineOptions,
   ) {
-    this.words = memory.table.words;
-    this.holders = memory.holders;
     this.me = memory.lifetime.attachment;
     this.waitSliceMs = options.waitSliceMs;
-    this.staged = options.batchRearms ? new RearmBatch(this.words, this) : undefined;
+    this.staged = options.batchRearms ? new RearmBatch(memory.table, this) : undefined;
+  }
+
+  /** The table's state words, as far as this thread's view of them reaches. */
+  private get words(): Int32Array {
+    return this.memory.table.words;
+  }
+
+  /** Who holds each slot's event, as far as this thread's view reaches. */
+  private get holders(): Int32Array {
+    return this.memory.table.holders;
   }
 
   /** Counts this thread in as a user of the kernel objects; ECLOSED once closed. */
@@ -261,17 +267,18 @@ export class Engine {
 
   /** A deadline passed: force with TIMEOUT. (Bound once: takeDue calls it per deadline.) */
   private readonly forceTimeout = (slot: number, gen: number): void => {
+    if (!this.memory.table.covers(slot)) return;
     if (force(this.words, slot, gen, true) === FORCED_PUSH) this.memory.queue.push(slot);
   };
 
   /** Claims the backend's `got` raw events into `events` from index n; returns the new count. */
   private claimKernelEvents(events: Events, n: number, got: number): number {
     const raw = this.raw;
-    const capacity = this.memory.table.capacity;
+    const table = this.memory.table;
     for (let i = 0; i < got; i++) {
       const token = raw.tokens[i]!;
       const slot = slotOfToken(token);
-      if (slot >= capacity) continue;
+      if (!table.covers(slot)) continue;
       const ready = claim(this.words, slot, genOfToken(token), raw.ready[i]!);
       if (ready <= 0) continue;
       this.holders[slot] = this.me;
@@ -289,6 +296,7 @@ export class Engine {
     while (n < limit) {
       const slot = queue.pop();
       if (slot < 0) return n;
+      if (!this.memory.table.covers(slot)) continue;
       const word = claimQueued(this.words, slot);
       if (word === 0) continue;
       this.holders[slot] = this.me;
@@ -310,10 +318,11 @@ export class Engine {
     const { lifetime, table } = this.memory;
     const dead = lifetime.exited(threadId);
     if (dead.length === 0) return 0;
+    table.refresh(); // every slot handed out so far, by any thread
     const words = this.words;
     const holders = this.holders;
     const held: number[] = [];
-    for (let slot = 0; slot < table.capacity; slot++) {
+    for (let slot = 0; slot < words.length; slot++) {
       if (!dead.includes(holders[slot]!)) continue;
       const state = Atomics.load(words, slot) & STATE;
       if (state === ACTIVE || state === REARMING) held.push(slot);
@@ -335,6 +344,7 @@ export class Engine {
 
   /** The last user is gone: wait out any rearm still in its kernel call, then free the kernel objects. */
   private finalize(): void {
+    this.memory.table.refresh();
     const words = this.words;
     for (let slot = 0; slot < words.length; slot++) {
       for (let spins = 0; (Atomics.load(words, slot) & STATE) === REARMING; spins++) backOff(spins);

@@ -17,7 +17,6 @@ export interface ReactorHandle {
   readonly queue: SharedArrayBuffer;
   readonly signals: SharedArrayBuffer;
   readonly lifetime: SharedArrayBuffer;
-  readonly holders: SharedArrayBuffer;
   readonly deadlines: DeadlineMemory;
   readonly state: StateMemory;
 }
@@ -28,8 +27,6 @@ export interface ReactorMemory {
   readonly queue: ReadyQueue;
   readonly signals: Int32Array;
   readonly lifetime: Lifetime;
-  /** Per slot: the attachment (Lifetime.attachment) holding its event, or 0 when none does. */
-  readonly holders: Int32Array;
   readonly deadlines: Deadlines;
   readonly state: SharedState;
 }
@@ -65,7 +62,6 @@ export function createMemory(capacity: number, stateBytes: number, threadId: num
     queue: ReadyQueue.create(capacity),
     signals: new Int32Array(new SharedArrayBuffer(SIGNAL_INTS * 4)),
     lifetime: new Lifetime(Lifetime.memory(), threadId),
-    holders: new Int32Array(new SharedArrayBuffer(capacity * 4)),
     deadlines: Deadlines.create(capacity),
     state: SharedState.create(capacity, stateBytes),
   };
@@ -79,7 +75,6 @@ export function describe(memory: ReactorMemory, backend: BackendHandle): Reactor
     queue: memory.queue.buffer,
     signals: memory.signals.buffer as SharedArrayBuffer,
     lifetime: memory.lifetime.buffer,
-    holders: memory.holders.buffer as SharedArrayBuffer,
     deadlines: memory.deadlines.memory,
     state: memory.state.memory,
   };
@@ -92,12 +87,11 @@ export function checkHandle(handle: unknown): ReactorHandle {
     h === null ||
     typeof h !== 'object' ||
     typeof h.backend?.kind !== 'string' ||
-    !(h.table?.buffer instanceof SharedArrayBuffer) ||
+    !(h.table?.header instanceof SharedArrayBuffer) ||
     !(h.queue instanceof SharedArrayBuffer) ||
     !(h.signals instanceof SharedArrayBuffer) ||
     !(h.lifetime instanceof SharedArrayBuffer) ||
-    !(h.holders instanceof SharedArrayBuffer) ||
-    !(h.deadlines?.buffer instanceof SharedArrayBuffer) ||
+    !(h.deadlines?.header instanceof SharedArrayBuffer) ||
     !(h.state?.buffer instanceof SharedArrayBuffer)
   ) {
     throw new ReactorError('EINVAL', 'not a reactor handle: pass what reactor.share() returned');
@@ -113,7 +107,6 @@ export function attachMemory(handle: ReactorHandle, threadId: number): ReactorMe
     queue: new ReadyQueue(handle.queue),
     signals: new Int32Array(handle.signals),
     lifetime: new Lifetime(handle.lifetime, threadId),
-    holders: new Int32Array(handle.holders),
     deadlines: new Deadlines(handle.deadlines),
     state: new SharedState(handle.state),
   };

@@ -36,7 +36,6 @@ import {
  */
 export class CoreReactor {
   private readonly engine: Engine;
-  private readonly words: Int32Array;
 
   protected constructor(
     private readonly backend: Backend,
@@ -45,7 +44,11 @@ export class CoreReactor {
     options: EngineOptions,
   ) {
     this.engine = new Engine(backend, memory, options);
-    this.words = memory.table.words;
+  }
+
+  /** The table's state words, as far as this thread's view of them reaches (see `slotOf`). */
+  private get words(): Int32Array {
+    return this.memory.table.words;
   }
 
   /** `flush`, bound once: the microtask that applies what a thread staged when it yields. */
@@ -131,7 +134,7 @@ export class CoreReactor {
     // No lifetime count here, to keep the hot path short: a REARMING slot holds the kernel
     // objects open instead (finalize waits until no slot is REARMING), and CLOSED is read
     // after entering REARMING, so either this call sees it or the finalizer sees the slot.
-    if (this.memory.holders[slot] !== this.engine.me) throw this.rearmError(token, slot, gen, false);
+    if (this.memory.table.holders[slot] !== this.engine.me) throw this.rearmError(token, slot, gen, false);
     const r = beginRearm(words, slot, gen);
     if (r !== OK) throw this.rearmError(token, slot, gen, r === NOT_LIVE);
     if (lifetime.closed) {
@@ -416,7 +419,8 @@ export class CoreReactor {
       throw new ReactorError('EINVAL', `a token is a non-negative safe integer returned by add(), got ${String(token)}`);
     }
     const slot = slotOfToken(token);
-    if (slot >= this.capacity) throw notLive(token);
+    // Past this thread's view: another thread may have taken it since, or no one ever did.
+    if (!this.memory.table.covers(slot)) throw notLive(token);
     return slot;
   }
 
@@ -430,7 +434,7 @@ export class CoreReactor {
   private rearmError(token: number, slot: number, gen: number, dead: boolean): ReactorError {
     if (this.closed) return closedError();
     const word = Atomics.load(this.words, slot);
-    if (!dead && genOf(word) === gen && (word & STATE) === ACTIVE && this.memory.holders[slot] !== this.engine.me) {
+    if (!dead && genOf(word) === gen && (word & STATE) === ACTIVE && this.memory.table.holders[slot] !== this.engine.me) {
       return new ReactorError('EPERM', `token ${token} is held by another thread: only the thread wait() delivered it to may rearm it`);
     }
     if (!dead && !isLive(this.words, slot, gen)) dead = true;

@@ -2,7 +2,7 @@
 import { Rearms } from './backend.js';
 import type { Events } from './events.js';
 import { Ready } from './flags.js';
-import { abortRearm, ACTIVE, endRearm, genOf, genOfToken, slotOfToken, STATE } from './table.js';
+import { abortRearm, ACTIVE, endRearm, genOf, genOfToken, slotOfToken, STATE, type Table } from './table.js';
 
 /** How many re-arms a thread stages before applying them. */
 const STAGED_REARMS = 256;
@@ -26,7 +26,7 @@ export class RearmBatch {
   private readonly failed: number[] = [];
 
   constructor(
-    private readonly words: Int32Array,
+    private readonly table: Table,
     private readonly owner: BatchOwner,
   ) {}
 
@@ -50,13 +50,15 @@ export class RearmBatch {
   /** The batch was applied: end each slot's REARMING; count this thread out. */
   settle(): void {
     const rearms = this.rearms;
+    // Every staged slot was reached by this thread's views when its rearm was staged.
+    const words = this.table.words;
     for (let i = 0; i < rearms.count; i++) {
       const token = rearms.tokens[i]!;
       const slot = slotOfToken(token);
       if (rearms.errors[i] !== 0) {
-        abortRearm(this.words, slot);
+        abortRearm(words, slot);
         this.failed.push(token);
-      } else if (endRearm(this.words, slot)) {
+      } else if (endRearm(words, slot)) {
         this.owner.pushReady(slot);
       }
     }
@@ -67,7 +69,7 @@ export class RearmBatch {
   /** The reactor closed with the batch unapplied: it never will be. */
   discard(): void {
     const rearms = this.rearms;
-    for (let i = 0; i < rearms.count; i++) abortRearm(this.words, slotOfToken(rearms.tokens[i]!));
+    for (let i = 0; i < rearms.count; i++) abortRearm(this.table.words, slotOfToken(rearms.tokens[i]!));
     rearms.count = 0;
     this.owner.leave();
   }
@@ -80,7 +82,7 @@ export class RearmBatch {
     const failed = this.failed;
     while (failed.length > 0 && n < events.capacity) {
       const token = failed.shift()!;
-      const word = Atomics.load(this.words, slotOfToken(token));
+      const word = Atomics.load(this.table.words, slotOfToken(token));
       if (genOf(word) !== genOfToken(token) || (word & STATE) !== ACTIVE) continue;
       events.tokens[n] = token;
       events.ready[n++] = Ready.ERROR;

@@ -1,5 +1,9 @@
-/** Per-registration shared state: `bytes` for each slot, slot after slot, in one SharedArrayBuffer. */
+/**
+ * Per-registration shared state: `bytes` for each slot, slot after slot, in one growable
+ * SharedArrayBuffer that grows with the slots used.
+ */
 import { ReactorError } from './errors.js';
+import { growable, growTo } from './growable.js';
 
 /** The most bytes of state a registration may have. */
 export const STATE_BYTES_LIMIT = 65536;
@@ -17,14 +21,17 @@ export class SharedState {
   constructor(readonly memory: StateMemory) {}
 
   static create(capacity: number, bytes: number): SharedState {
-    return new SharedState({ bytes, buffer: new SharedArrayBuffer(capacity * bytes) });
+    return new SharedState({ bytes, buffer: growable(0, capacity * bytes) });
   }
 
   get bytes(): number {
     return this.memory.bytes;
   }
 
-  /** Every registration's state: one view for this thread. */
+  /**
+   * Every registration's state: one view for this thread, which tracks the buffer's length, so
+   * it reaches registrations added after it was taken too.
+   */
   get all(): Uint8Array {
     this.whole ??= new Uint8Array(this.memory.buffer);
     return this.whole;
@@ -47,6 +54,7 @@ export class SharedState {
   /** A new registration's state: `initial`, the rest zeroed. */
   initialize(slot: number, initial: Uint8Array | undefined): void {
     if (this.memory.bytes === 0) return;
+    growTo(this.memory.buffer, (slot + 1) * this.memory.bytes);
     const state = this.view(slot);
     state.fill(0, initial?.length ?? 0);
     if (initial !== undefined) state.set(initial);

@@ -11,6 +11,7 @@
  */
 import { lock, unlock } from './mutex.js';
 import { Ready } from './flags.js';
+import { FIRST_BYTES, growable, growTo, int32s } from './growable.js';
 
 // ---- The state word -------------------------------------------------------------------------
 
@@ -260,46 +261,90 @@ export function arm(words: Int32Array, slot: number, oneshot: boolean): number {
 
 // ---- The shared table -----------------------------------------------------------------------
 
-/** Int32 words of the table's header, before the per-slot arrays. */
+/** Int32 words of the table's header. */
 const LOCK = 0;
+/** The free ring: where its oldest entry is, and how many it holds. */
 const FREE_HEAD = 1;
-const FREE_TAIL = 2;
-const HEADER = 4;
+const FREE_COUNT = 2;
+/** Slots ever handed out: slots 0 to USED - 1. */
+const USED = 3;
+/** Slots the per-slot arrays and the free ring cover (≥ USED), and buckets of the fd index. */
+const SIZE = 4;
+const BUCKETS = 5;
+const HEADER = 8;
+
+/**
+ * The per-slot Int32 arrays, each in its own growable buffer and each a field of `Table` by the
+ * same name: one more name here (and its field below) adds one.
+ */
+const COLUMNS = ['words', 'fds', 'interests', 'retired', 'holders'] as const;
+type Column = (typeof COLUMNS)[number];
+
+/** Slots the arrays first cover: one page of Int32s. */
+const FIRST_SLOTS = FIRST_BYTES / 4;
+
+/**
+ * A freed slot is reused only while at least this many are free (or once every slot has been
+ * used); below that a slot never used is taken, so the table grows to what is in use plus this.
+ */
+const REUSE_AFTER = 1024;
 
 /** Shared memory a table needs: handed to `Table.attach` in another thread. */
 export interface TableMemory {
   readonly capacity: number;
-  readonly buffer: SharedArrayBuffer;
+  readonly header: SharedArrayBuffer;
+  readonly columns: Readonly<Record<Column, SharedArrayBuffer>>;
+  readonly freeRing: SharedArrayBuffer;
+  readonly fdKeys: SharedArrayBuffer;
+  readonly fdSlots: SharedArrayBuffer;
 }
 
 /**
- * The registrations of one reactor: state words, fds, interests, a FIFO free list (so a slot's
- * generation wraps only after 2^21 reuses of every slot) and an fd → slot index enforcing one
- * live registration per fd. Allocation and freeing take a mutex; transitions never do.
+ * The registrations of one reactor: state words, fds, interests, a FIFO free list and an fd →
+ * slot index enforcing one live registration per fd. Memory grows with the slots ever used, not
+ * with the capacity; each thread's views cover the slots it has met (`covers`). Allocation,
+ * freeing and growth take a mutex; transitions never do.
+ *
+ * A freed slot waits its turn in FIFO order, and is taken again only while at least
+ * K = min(REUSE_AFTER, capacity) slots are free, or once all `capacity` slots have been used.
+ * So between two registrations of one slot, at least K - 1 other slots are freed (or, once all
+ * have been used, every other free slot is taken once), and its generation (2^20 - 1 values)
+ * comes round only after (2^20 - 1) × (K - 1), about 2^30, frees in the table.
  */
 export class Table {
   /** The state words, indexed by slot. */
-  readonly words: Int32Array;
-  readonly fds: Int32Array;
-  readonly interests: Int32Array;
+  readonly words!: Int32Array;
+  readonly fds!: Int32Array;
+  readonly interests!: Int32Array;
   /** Per slot, the generation of the last ONESHOT registration freed at delivery. */
-  readonly retired: Int32Array;
+  readonly retired!: Int32Array;
+  /** Per slot, the attachment (Lifetime.attachment) its last delivery went to; 0 when none yet. */
+  readonly holders!: Int32Array;
   private readonly header: Int32Array;
-  private readonly freeRing: Int32Array;
+  private freeRing!: Int32Array;
   /** Open addressing by fd: keys hold fd + 1 (0 is empty), values the slot. */
-  private readonly fdKeys: Int32Array;
-  private readonly fdSlots: Int32Array;
-  private readonly fdMask: number;
+  private fdKeys!: Int32Array;
+  private fdSlots!: Int32Array;
+  private fdMask = 0;
+  private readonly reuseAfter: number;
 
   static create(capacity: number): Table {
-    const buckets = fdBuckets(capacity);
-    const ints = HEADER + capacity * 5 + buckets * 2;
-    const buffer = new SharedArrayBuffer(ints * 4);
-    const table = new Table({ capacity, buffer });
-    table.words.fill(1 << GEN_SHIFT);
-    for (let i = 0; i < capacity; i++) table.freeRing[i] = i;
-    table.header[FREE_TAIL] = capacity;
-    return table;
+    const slots = Math.min(capacity, FIRST_SLOTS);
+    const buckets = Math.min(fdBuckets(capacity), FIRST_SLOTS);
+    const ints = (n: number, max: number): SharedArrayBuffer => growable(n * 4, max * 4);
+    const columns = Object.fromEntries(COLUMNS.map((c) => [c, ints(slots, capacity)])) as Record<Column, SharedArrayBuffer>;
+    const memory: TableMemory = {
+      capacity,
+      header: new SharedArrayBuffer(HEADER * 4),
+      columns,
+      freeRing: ints(slots, capacity),
+      fdKeys: ints(buckets, fdBuckets(capacity)),
+      fdSlots: ints(buckets, fdBuckets(capacity)),
+    };
+    const header = new Int32Array(memory.header);
+    header[SIZE] = slots;
+    header[BUCKETS] = buckets;
+    return new Table(memory);
   }
 
   static attach(memory: TableMemory): Table {
@@ -307,23 +352,10 @@ export class Table {
   }
 
   private constructor(readonly memory: TableMemory) {
-    const { capacity, buffer } = memory;
-    const buckets = fdBuckets(capacity);
-    let at = 0;
-    const take = (n: number): Int32Array => {
-      const view = new Int32Array(buffer, at * 4, n);
-      at += n;
-      return view;
-    };
-    this.header = take(HEADER);
-    this.words = take(capacity);
-    this.fds = take(capacity);
-    this.interests = take(capacity);
-    this.retired = take(capacity);
-    this.freeRing = take(capacity);
-    this.fdKeys = take(buckets);
-    this.fdSlots = take(buckets);
-    this.fdMask = buckets - 1;
+    this.header = new Int32Array(memory.header);
+    this.reuseAfter = Math.min(REUSE_AFTER, memory.capacity);
+    this.refresh();
+    this.refreshBuckets();
   }
 
   get capacity(): number {
@@ -331,18 +363,58 @@ export class Table {
   }
 
   /**
-   * Takes a free slot for fd and arms it. Returns the token, or -1 when fd already has a live
+   * Whether this thread's views reach `slot`, made again if the table grew: a slot handed out
+   * by another thread may lie past them. False for a slot never handed out past the last growth.
+   */
+  covers(slot: number): boolean {
+    if (slot < this.words.length) return true;
+    this.refresh();
+    return slot < this.words.length;
+  }
+
+  /** Makes this thread's per-slot views cover every slot the table has grown to. */
+  refresh(): void {
+    const size = Atomics.load(this.header, SIZE);
+    const self = this as unknown as Record<Column, Int32Array>;
+    for (const c of COLUMNS) self[c] = int32s(this.memory.columns[c], size);
+    this.freeRing = int32s(this.memory.freeRing, size);
+  }
+
+  private refreshBuckets(): void {
+    const buckets = Atomics.load(this.header, BUCKETS);
+    this.fdKeys = int32s(this.memory.fdKeys, buckets);
+    this.fdSlots = int32s(this.memory.fdSlots, buckets);
+    this.fdMask = buckets - 1;
+  }
+
+  /**
+   * Takes a slot for fd and arms it. Returns the token, or -1 when fd already has a live
    * registration, or -2 when the table is full.
    */
   allocate(fd: number, interest: number, oneshot: boolean): number {
     lock(this.header, LOCK);
     try {
-      if (this.lookup(fd) >= 0) return -1;
       const h = this.header;
-      if (h[FREE_HEAD] === h[FREE_TAIL]) return -2;
-      const head = h[FREE_HEAD]!;
-      const slot = this.freeRing[head % this.capacity]!;
-      h[FREE_HEAD] = (head + 1) % (2 * this.capacity);
+      if (this.words.length !== h[SIZE]) this.refresh();
+      if (this.fdKeys.length !== h[BUCKETS]) this.refreshBuckets();
+      if (this.lookup(fd) >= 0) return -1;
+      const free = h[FREE_COUNT]!;
+      const used = h[USED]!;
+      let slot: number;
+      if (free > 0 && (free >= this.reuseAfter || used === this.capacity)) {
+        const head = h[FREE_HEAD]!;
+        slot = this.freeRing[head]!;
+        h[FREE_HEAD] = head + 1 === this.freeRing.length ? 0 : head + 1;
+        h[FREE_COUNT] = free - 1;
+      } else if (used < this.capacity) {
+        slot = used;
+        if (slot === this.words.length) this.grow();
+        this.words[slot] = 1 << GEN_SHIFT;
+        h[USED] = used + 1;
+      } else {
+        return -2;
+      }
+      if ((used - free + 1) * 2 > this.fdKeys.length) this.rehash();
       this.insert(fd, slot);
       this.fds[slot] = fd;
       this.interests[slot] = interest;
@@ -356,15 +428,48 @@ export class Table {
   free(slot: number): void {
     lock(this.header, LOCK);
     try {
+      const h = this.header;
+      if (this.words.length !== h[SIZE]) this.refresh();
+      if (this.fdKeys.length !== h[BUCKETS]) this.refreshBuckets();
       this.remove(this.fds[slot]!);
       release(this.words, slot);
-      const h = this.header;
-      const tail = h[FREE_TAIL]!;
-      this.freeRing[tail % this.capacity] = slot;
-      h[FREE_TAIL] = (tail + 1) % (2 * this.capacity);
+      const free = h[FREE_COUNT]!;
+      this.freeRing[(h[FREE_HEAD]! + free) % this.freeRing.length] = slot;
+      h[FREE_COUNT] = free + 1;
     } finally {
       unlock(this.header, LOCK);
     }
+  }
+
+  /** Under the lock, every slot in use: the per-slot arrays and the free ring cover twice as many. */
+  private grow(): void {
+    const { columns, freeRing, capacity } = this.memory;
+    const before = this.words.length;
+    const size = Math.min(capacity, before * 2);
+    for (const c of COLUMNS) growTo(columns[c], size * 4);
+    growTo(freeRing, size * 4);
+    const h = this.header;
+    const head = h[FREE_HEAD]!;
+    if (head + h[FREE_COUNT]! > before) {
+      // The free ring wraps round its end: its oldest entries move to its new end.
+      int32s(freeRing, size).copyWithin(size - (before - head), head, before);
+      h[FREE_HEAD] = size - (before - head);
+    }
+    Atomics.store(h, SIZE, size);
+    this.refresh();
+  }
+
+  /** Under the lock, the fd index at half full: twice the buckets, every entry placed again. */
+  private rehash(): void {
+    const keys = Array.from(this.fdKeys);
+    const slots = Array.from(this.fdSlots);
+    const buckets = this.fdKeys.length * 2;
+    growTo(this.memory.fdKeys, buckets * 4);
+    growTo(this.memory.fdSlots, buckets * 4);
+    Atomics.store(this.header, BUCKETS, buckets);
+    this.refreshBuckets();
+    this.fdKeys.fill(0);
+    for (let i = 0; i < keys.length; i++) if (keys[i] !== 0) this.insert(keys[i]! - 1, slots[i]!);
   }
 
   private lookup(fd: number): number {

@@ -1,0 +1,42 @@
+/**
+ * Shared memory that starts small and grows in place (a growable SharedArrayBuffer), so that a
+ * reactor costs memory for the registrations it has used, not for the capacity it was opened
+ * with: an unused SharedArrayBuffer is only freed by the garbage collector, which does not hurry.
+ *
+ * Growth is seen by every thread, since it is the same buffer. Threads index fixed-length views
+ * of it, made again when they meet an index past them: on Node 20's V8, length-tracking views
+ * index several times slower.
+ */
+import { ReactorError } from './errors.js';
+
+/** The bytes a growable buffer first commits: the kernel hands out memory by the page anyway. */
+export const FIRST_BYTES = 4096;
+
+/** A buffer of `bytes`, growable up to `maxBytes`. */
+export function growable(bytes: number, maxBytes: number): SharedArrayBuffer {
+  return new SharedArrayBuffer(Math.min(bytes, maxBytes), { maxByteLength: maxBytes });
+}
+
+/**
+ * Grows `buffer` to at least `bytes` (at least doubling it, at most to its maximum), from any
+ * thread, with or without a lock: if another thread grew it meanwhile, its growth counts.
+ * ENOMEM when the memory cannot be had.
+ */
+export function growTo(buffer: SharedArrayBuffer, bytes: number): void {
+  for (;;) {
+    const now = buffer.byteLength;
+    if (now >= bytes) return;
+    try {
+      buffer.grow(Math.min(buffer.maxByteLength, Math.max(bytes, now * 2)));
+      return;
+    } catch (e) {
+      if (buffer.byteLength !== now) continue;
+      throw new ReactorError('ENOMEM', `could not grow shared memory to ${bytes} bytes: ${(e as Error).message}`);
+    }
+  }
+}
+
+/** A fixed-length Int32Array over the first `length` Int32s of `buffer`. */
+export function int32s(buffer: SharedArrayBuffer, length: number): Int32Array {
+  return new Int32Array(buffer, 0, length);
+}

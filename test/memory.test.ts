@@ -1,0 +1,237 @@
+/**
+ * A reactor's memory follows the registrations it has used, not the capacity it was opened
+ * with: opening and closing many reactors stays flat, and a reactor of 2^20 registrations
+ * works, its slots past 65,536 included, for the memory of the ones in use.
+ *
+ * Slots past 65,536 need that many live registrations, so that many fds: where RLIMIT_NOFILE
+ * cannot be raised that far, the table, the deadlines and the ready queue are driven there
+ * directly (no kernel is involved in them).
+ */
+import assert from 'node:assert/strict';
+import { describe, it } from 'vitest';
+import { Events, Interest, Ready, Reactor, ReactorError } from '../src/index.js';
+import { epollCalls, EFD_CLOEXEC, EFD_NONBLOCK } from '../src/sys/linux.js';
+import { files, libc } from '../src/sys/posix.js';
+import { Deadlines } from '../src/core/deadlines.js';
+import { ReadyQueue } from '../src/core/ready-queue.js';
+import { beginDelete, genOfToken, isLive, slotOfToken, Table } from '../src/core/table.js';
+
+const MiB = 2 ** 20;
+const mib = (bytes: number): string => `${(bytes / MiB).toFixed(1)} MiB`;
+/** Where the slot sits in a token (docs/ARCHITECTURE.md, "The state word"). */
+const SLOT_LIMIT = 2 ** 22;
+
+/** Every SharedArrayBuffer a reactor's handle names, and their bytes. */
+function sharedBytes(r: Reactor): number {
+  const seen = new Set<SharedArrayBuffer>();
+  const walk = (value: unknown): void => {
+    if (value instanceof SharedArrayBuffer) seen.add(value);
+    else if (typeof value === 'object' && value !== null) for (const v of Object.values(value)) walk(v);
+  };
+  walk(r.share());
+  let bytes = 0;
+  for (const b of seen) bytes += b.byteLength;
+  return bytes;
+}
+
+function eventfds(count: number): number[] {
+  const { eventfd } = epollCalls();
+  return Array.from({ length: count }, () => {
+    const fd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+    if (fd < 0) throw new Error(`eventfd failed after ${count} (RLIMIT_NOFILE?)`);
+    return fd;
+  });
+}
+
+function closeAll(fds: readonly number[]): void {
+  const { close } = files();
+  for (const fd of fds) close(fd);
+}
+
+/**
+ * Sets a deadline on every token, then waits until each has been delivered once, flagged
+ * FORCED | TIMEOUT, and a while longer to see that none comes twice.
+ */
+function deadlinesFireOnce(r: Reactor, tokens: readonly number[]): void {
+  const ev = new Events(1024);
+  for (const t of tokens) r.setDeadline(t, 20);
+  const delivered = new Map<number, number>();
+  const until = performance.now() + 30_000;
+  let quietUntil = Infinity;
+  while (performance.now() < Math.min(until, quietUntil)) {
+    const n = r.wait(ev, 50);
+    for (let i = 0; i < n; i++) {
+      const t = ev.token(i);
+      assert.equal(ev.readiness(i), Ready.FORCED | Ready.TIMEOUT, `token ${t}: a deadline's delivery, nothing else (the eventfd is not readable)`);
+      delivered.set(t, (delivered.get(t) ?? 0) + 1);
+      r.rearm(t);
+    }
+    if (delivered.size === tokens.length && quietUntil === Infinity) quietUntil = performance.now() + 200;
+  }
+  assert.equal(delivered.size, tokens.length, 'every deadline fired');
+  for (const t of tokens) assert.equal(delivered.get(t), 1, `token ${t}: fired exactly once`);
+}
+
+/** RLIMIT_NOFILE raised to `want` (soft and hard) while `body` runs; false if not permitted here. */
+function withFdLimit(want: number, body: () => void): boolean {
+  const lib = libc();
+  const getrlimit = lib.func('int getrlimit(int resource, void *rlim)') as (resource: number, rlim: BigUint64Array) => number;
+  const setrlimit = lib.func('int setrlimit(int resource, void *rlim)') as (resource: number, rlim: BigUint64Array) => number;
+  const RLIMIT_NOFILE = 7; // Linux, bits/resource.h
+  const saved = new BigUint64Array(2);
+  if (getrlimit(RLIMIT_NOFILE, saved) !== 0) throw new Error('getrlimit failed');
+  const raised = BigInt(want) > saved[1]! ? BigInt(want) : saved[1]!;
+  if (setrlimit(RLIMIT_NOFILE, new BigUint64Array([BigInt(want), raised])) !== 0) return false;
+  try {
+    body();
+  } finally {
+    // The hard limit stays raised: lowering it back is allowed, but the soft one is what counts.
+    setrlimit(RLIMIT_NOFILE, new BigUint64Array([saved[0]!, raised]));
+  }
+  return true;
+}
+
+/** Registrations past slot 65,536 need more fds than that; raising the limit needs privilege. */
+const HIGH_SLOT_FDS = 70_000;
+const canRaiseFdLimit = process.platform === 'linux' && withFdLimit(HIGH_SLOT_FDS + 1000, () => {});
+
+describe.runIf(process.platform === 'linux')('memory', () => {
+  it('open_close_10000_default_reactors_keeps_rss_flat', () => {
+    const cycles = 10_000;
+    const probe = Reactor.open();
+    const capacity = probe.capacity;
+    probe.close();
+    const start = process.memoryUsage().rss;
+    let peak = start;
+    const t0 = performance.now();
+    for (let i = 0; i < cycles; i++) {
+      Reactor.open().close();
+      if (i % 100 === 0) peak = Math.max(peak, process.memoryUsage().rss);
+    }
+    const end = process.memoryUsage().rss;
+    peak = Math.max(peak, end);
+    console.log(
+      `${cycles} × Reactor.open().close() at capacity ${capacity}: rss ${mib(start)} at the start, ${mib(peak)} at the peak, ${mib(end)} at the end, in ${((performance.now() - t0) / 1000).toFixed(1)} s`,
+    );
+    assert.ok(peak - start < 150 * MiB, `rss grew by ${mib(peak - start)}, more than 150 MiB`);
+  });
+
+  it('capacity_2_20_costs_memory_for_the_registrations_in_use', () => {
+    const capacity = 2 ** 20;
+    const r = Reactor.open({ capacity });
+    const fds = eventfds(10_000);
+    try {
+      const opened = sharedBytes(r);
+      const tokens = fds.slice(0, 1_000).map((fd) => r.add(fd, Interest.READABLE));
+      const at1k = { shared: sharedBytes(r), rss: process.memoryUsage().rss };
+      for (const fd of fds.slice(1_000)) tokens.push(r.add(fd, Interest.READABLE));
+      const at10k = { shared: sharedBytes(r), rss: process.memoryUsage().rss };
+      console.log(
+        `capacity ${capacity}: shared memory ${mib(opened)} when opened, ${mib(at1k.shared)} with 1,000 registrations, ${mib(at10k.shared)} with 10,000` +
+          ` (rss ${mib(at1k.rss)}, then ${mib(at10k.rss)})`,
+      );
+      assert.ok(at10k.shared > at1k.shared, 'it grows as registrations are added');
+      // One Int32 per slot of the capacity alone would be 4 MiB.
+      assert.ok(at10k.shared < capacity * 4, `${mib(at10k.shared)} for 10,000 registrations: sized by the capacity`);
+      assert.ok(at10k.shared / 10_000 < 512, `${at10k.shared / 10_000} bytes per registration`);
+      assert.ok(at10k.rss - at1k.rss < 64 * MiB, `rss grew by ${mib(at10k.rss - at1k.rss)} for 9,000 registrations`);
+
+      // Churn: delete and add again, with deadlines on every one, firing once each.
+      for (let round = 0; round < 3; round++) {
+        for (let i = round; i < tokens.length; i += 3) {
+          r.delete(tokens[i]!);
+          tokens[i] = r.add(fds[i]!, Interest.READABLE);
+        }
+      }
+      deadlinesFireOnce(r, tokens);
+      assert.ok(sharedBytes(r) < capacity * 4, 'churn does not grow it past what is in use');
+    } finally {
+      r.close();
+      closeAll(fds);
+    }
+  });
+
+  const highSlots = 'slots_past_65536_add_delete_and_fire_deadlines';
+  (canRaiseFdLimit ? it : it.skip)(canRaiseFdLimit ? highSlots : `${highSlots} [skipped: needs ${HIGH_SLOT_FDS} fds, and raising RLIMIT_NOFILE is not permitted here]`, () => {
+    withFdLimit(HIGH_SLOT_FDS + 1000, () => {
+      const capacity = 2 ** 20;
+      const r = Reactor.open({ capacity });
+      const fds = eventfds(HIGH_SLOT_FDS);
+      try {
+        const tokens = fds.map((fd) => r.add(fd, Interest.READABLE));
+        const slots = tokens.map((t) => t % SLOT_LIMIT);
+        assert.ok(Math.max(...slots) >= 65_536, 'registrations past slot 65,536');
+        // Delete every other one, spread over all the slots, and add their fds again.
+        const stale: number[] = [];
+        for (let i = 0; i < fds.length; i += 2) {
+          stale.push(tokens[i]!);
+          r.delete(tokens[i]!);
+        }
+        for (let i = 0; i < fds.length; i += 2) tokens[i] = r.add(fds[i]!, Interest.READABLE);
+        for (const t of stale) {
+          assert.throws(() => r.rearm(t), (e: unknown) => e instanceof ReactorError && e.code === 'ENOENT', `stale token ${t}`);
+        }
+        const high = tokens.filter((t) => t % SLOT_LIMIT >= 65_536);
+        assert.ok(high.length > 2_000, `${high.length} live registrations past slot 65,536`);
+        deadlinesFireOnce(r, high);
+        const shared = sharedBytes(r);
+        console.log(`capacity ${capacity}: ${mib(shared)} of shared memory for ${HIGH_SLOT_FDS} registrations`);
+        assert.ok(shared < capacity * 16, `${mib(shared)}: sized by the capacity`);
+        for (const t of tokens) r.delete(t);
+      } finally {
+        r.close();
+        closeAll(fds);
+      }
+    });
+  });
+
+  it('table_deadlines_and_queue_past_slot_65536_grow_and_stay_consistent_across_views', () => {
+    const capacity = 2 ** 20;
+    const count = 70_000;
+    const table = Table.create(capacity);
+    // A second thread's views, taken before any growth.
+    const other = Table.attach(table.memory);
+    const tokens = Array.from({ length: count }, (_, fd) => table.allocate(fd, Interest.READABLE, false));
+    assert.ok(tokens.every((t) => t > 0), 'all allocated');
+    assert.equal(table.allocate(5, Interest.READABLE, false), -1, 'one live registration per fd, past any growth of the fd index');
+    const free = (t: number): void => {
+      assert.equal(beginDelete(table.words, slotOfToken(t), genOfToken(t)), 0);
+      table.free(slotOfToken(t));
+    };
+    // Delete every other one, spread over all the slots, and add their fds again.
+    for (let fd = 0; fd < count; fd += 2) free(tokens[fd]!);
+    const stale = tokens.filter((_, fd) => fd % 2 === 0);
+    for (let fd = 0; fd < count; fd += 2) tokens[fd] = table.allocate(fd, Interest.READABLE, false);
+    assert.equal(new Set(tokens).size, count, 'no token twice');
+    for (const t of stale) assert.ok(!other.covers(slotOfToken(t)) || !isLive(other.words, slotOfToken(t), genOfToken(t)), `stale token ${t}`);
+    const high = tokens.filter((t) => slotOfToken(t) >= 65_536);
+    assert.ok(high.length > 2_000, `${high.length} registrations past slot 65,536`);
+    for (const t of high) {
+      assert.ok(other.covers(slotOfToken(t)), 'the other view reaches it once it looks');
+      assert.ok(isLive(other.words, slotOfToken(t), genOfToken(t)), `token ${t} live in the other view`);
+    }
+
+    // Deadlines on the high slots fire once each, from another thread's views too.
+    const deadlines = Deadlines.create(capacity);
+    const otherDeadlines = new Deadlines(deadlines.memory);
+    high.forEach((t, i) => deadlines.set(slotOfToken(t), genOfToken(t), i));
+    const fired = new Map<number, number>();
+    otherDeadlines.takeDue(high.length, (slot) => fired.set(slot, (fired.get(slot) ?? 0) + 1));
+    otherDeadlines.takeDue(Infinity, (slot) => fired.set(slot, (fired.get(slot) ?? 0) + 1));
+    assert.equal(fired.size, high.length);
+    assert.ok([...fired.values()].every((n) => n === 1), 'each fired once');
+
+    // The ready queue holds every slot that can be queued, from any thread's views.
+    const queue = ReadyQueue.create(capacity);
+    const otherQueue = new ReadyQueue(queue.buffer);
+    for (const t of tokens) queue.push(slotOfToken(t));
+    const popped: number[] = [];
+    for (let slot = otherQueue.pop(); slot >= 0; slot = otherQueue.pop()) popped.push(slot);
+    assert.deepEqual(popped, tokens.map(slotOfToken), 'first in, first out');
+
+    const bytes = (o: object): number => Object.values(o).reduce<number>((sum, v) => sum + (v instanceof SharedArrayBuffer ? v.byteLength : typeof v === 'object' ? bytes(v as object) : 0), 0);
+    const shared = bytes(table.memory) + bytes(deadlines.memory) + queue.buffer.byteLength;
+    console.log(`capacity ${capacity}, ${count} registrations (core structures): ${mib(shared)} of shared memory`);
+    assert.ok(shared < capacity * 16, `${mib(shared)}: sized by the capacity`);
+  });
+});
