@@ -1,4 +1,5 @@
 /** koffi bindings to epoll and eventfd (Linux). */
+import { onFirstUse } from './once.js';
 import { platform } from './platform.js';
 import { libc } from './posix.js';
 
@@ -10,20 +11,16 @@ export interface EpollCalls {
   readonly eventfd: (initval: number, flags: number) => number;
 }
 
-let bound: EpollCalls | undefined;
-
 /** The epoll calls, bound on first use. */
-export function epollCalls(): EpollCalls {
-  if (bound !== undefined) return bound;
+export const epollCalls: () => EpollCalls = onFirstUse(() => {
   const lib = libc();
-  bound = {
+  return {
     epoll_create1: lib.func('int epoll_create1(int flags)') as EpollCalls['epoll_create1'],
     epoll_ctl: lib.func('int epoll_ctl(int epfd, int op, int fd, void *event)') as EpollCalls['epoll_ctl'],
     epoll_wait: lib.func('int epoll_wait(int epfd, void *events, int maxevents, int timeout)') as EpollCalls['epoll_wait'],
     eventfd: lib.func('int eventfd(unsigned int initval, int flags)') as EpollCalls['eventfd'],
   };
-  return bound;
-}
+});
 
 // <sys/epoll.h>
 export const EPOLL_CLOEXEC = 0o2000000;

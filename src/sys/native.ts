@@ -2,6 +2,7 @@
 import koffi from 'koffi';
 import { existsSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
+import { onFirstUse } from './once.js';
 import { platform } from './platform.js';
 
 /** The interface version this code expects of the C side (evd_version). */
@@ -48,13 +49,9 @@ function load(): Native | undefined {
   }
 }
 
-let loaded: { readonly native: Native | undefined } | undefined;
-
 /**
  * The native helper, loaded once per thread on first use, or undefined: no prebuild for this
  * platform, an older one, or EVDISPATCH_NATIVE=0. Everything it does, the TypeScript backends
  * also do.
  */
-export function nativeHelper(): Native | undefined {
-  return (loaded ??= { native: load() }).native;
-}
+export const nativeHelper: () => Native | undefined = onFirstUse(load);

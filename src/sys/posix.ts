@@ -1,6 +1,7 @@
 /** koffi handles to the C library of POSIX systems, and errno as ReactorError. */
 import koffi, { type LibraryHandle } from 'koffi';
 import { systemError, type ReactorError } from '../core/errors.js';
+import { onFirstUse } from './once.js';
 import { platform } from './platform.js';
 
 /**
@@ -15,12 +16,8 @@ function loadLibc(): LibraryHandle {
   }
 }
 
-let library: LibraryHandle | undefined;
-
 /** The C library, loaded on first use (never at import, so importing this on Windows is safe). */
-export function libc(): LibraryHandle {
-  return (library ??= loadLibc());
-}
+export const libc: () => LibraryHandle = onFirstUse(loadLibc);
 
 /** The few file calls every POSIX backend makes. */
 export interface FileCalls {
@@ -29,19 +26,15 @@ export interface FileCalls {
   readonly write: (fd: number, buf: ArrayBufferView, count: number) => number;
 }
 
-let fileCalls: FileCalls | undefined;
-
 /** close, read and write, bound on first use. */
-export function files(): FileCalls {
-  if (fileCalls !== undefined) return fileCalls;
+export const files: () => FileCalls = onFirstUse(() => {
   const lib = libc();
-  fileCalls = {
+  return {
     close: lib.func('int close(int fd)') as FileCalls['close'],
     read: lib.func('long read(int fd, void *buf, size_t count)') as FileCalls['read'],
     write: lib.func('long write(int fd, void *buf, size_t count)') as FileCalls['write'],
   };
-  return fileCalls;
-}
+});
 
 /** Sets errno to 0: for calls that can fail without setting it. */
 export function clearErrno(): void {

@@ -3,7 +3,8 @@
  * the IOCP backend, and the Winsock socket calls of src/net/winsock.ts.
  */
 import koffi from 'koffi';
-import { ReactorError, systemError } from '../core/errors.js';
+import { systemError, type ReactorError } from '../core/errors.js';
+import { onFirstUse } from './once.js';
 
 /**
  * A pointer or HANDLE argument. koffi 3 takes a BigInt or a number as an address, null as
@@ -84,23 +85,19 @@ export interface Win32 {
   SetHandleInformation(handle: Ptr, mask: number, flags: number): number;
 }
 
-let bound: Win32 | undefined;
-
 /**
- * Binds the three DLLs on first use. Lazy, unlike the POSIX bindings, so the pure parts of the
- * IOCP backend (flag translation, layouts) load and can be tested on any OS. Each thread has
- * its own koffi instance and binds its own copy; the handles and memory they name are the
- * process's, shared by all.
+ * Binds the three DLLs on first use, as every binding here is bound. Each thread has its own
+ * koffi instance and binds its own copy; the handles and memory they name are the process's,
+ * shared by all.
  */
-export function win32(): Win32 {
-  if (bound !== undefined) return bound;
+export const win32: () => Win32 = onFirstUse(() => {
   const kernel32 = koffi.load('kernel32.dll');
   const ntdll = koffi.load('ntdll.dll');
   const ws2 = koffi.load('ws2_32.dll');
   // Pointer-sized values are declared `void *` (HANDLE, pointers) or `uintptr_t` (SOCKET,
   // ULONG_PTR keys), so a JS number passes without a BigInt. __stdcall is the Win32 ABI
   // on ia32 and is ignored on x64 and arm64.
-  bound = {
+  return {
     CreateIoCompletionPort: kernel32.func(
       'void * __stdcall CreateIoCompletionPort(void *file, void *port, uintptr_t key, uint32_t threads)',
     ),
@@ -148,8 +145,7 @@ export function win32(): Win32 {
     setsockopt: ws2.func('int __stdcall setsockopt(uintptr_t socket, int level, int name, void *value, int length)'),
     SetHandleInformation: kernel32.func('int __stdcall SetHandleInformation(void *handle, uint32_t mask, uint32_t flags)'),
   } as Win32;
-  return bound;
-}
+});
 
 // <minwinbase.h>: struct OVERLAPPED_ENTRY { ULONG_PTR lpCompletionKey; LPOVERLAPPED
 // lpOverlapped; ULONG_PTR Internal; DWORD dwNumberOfBytesTransferred; }, 64-bit layout.
