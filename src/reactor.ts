@@ -4,7 +4,7 @@
  */
 import { attachBackend, openBackend } from './backends/index.js';
 import { checkHandle, attachMemory, checkSizes, createMemory, DEFAULT_CAPACITY, type ReactorHandle } from './core/memory.js';
-import type { AttachOptions, OpenOptions } from './core/options.js';
+import { booleanOption, checkOptions, type AttachOptions, type OpenOptions } from './core/options.js';
 import { CoreReactor } from './core/reactor.js';
 import { slotOfToken } from './core/table.js';
 import { nodeLoop } from './loop/watch.js';
@@ -28,10 +28,14 @@ export class Reactor extends CoreReactor {
    * const r = Reactor.open({ capacity: 10000 });
    */
   static open(options: OpenOptions = {}): Reactor {
-    const capacity = options.capacity ?? DEFAULT_CAPACITY;
-    checkSizes(capacity, options.stateBytes ?? 0);
-    const backend = openBackend(options.backend ?? 'auto', { capacity, native: options.native ?? true, indexOf: slotOfToken });
-    return new Reactor(backend, createMemory(capacity, options.stateBytes ?? 0), nodeLoop, options.batchRearms !== false);
+    checkOptions(options, OPEN_OPTIONS, 'open');
+    const capacity = options.capacity === undefined ? DEFAULT_CAPACITY : options.capacity;
+    const stateBytes = options.stateBytes === undefined ? 0 : options.stateBytes;
+    checkSizes(capacity, stateBytes);
+    const native = booleanOption(options.native, 'native', true);
+    const batchRearms = booleanOption(options.batchRearms, 'batchRearms', true);
+    const backend = openBackend(options.backend === undefined ? 'auto' : options.backend, { capacity, native, indexOf: slotOfToken });
+    return new Reactor(backend, createMemory(capacity, stateBytes), nodeLoop, batchRearms);
   }
 
   /**
@@ -41,8 +45,13 @@ export class Reactor extends CoreReactor {
    * // in a worker: const r = Reactor.attach(workerData.reactor);
    */
   static attach(handle: ReactorHandle, options: AttachOptions = {}): Reactor {
+    checkOptions(options, ATTACH_OPTIONS, 'attach');
+    const batchRearms = booleanOption(options.batchRearms, 'batchRearms', true);
     const checked = checkHandle(handle);
     const memory = attachMemory(checked);
-    return new Reactor(attachBackend(checked.backend, slotOfToken), memory, nodeLoop, options.batchRearms !== false);
+    return new Reactor(attachBackend(checked.backend, slotOfToken), memory, nodeLoop, batchRearms);
   }
 }
+
+const OPEN_OPTIONS: readonly (keyof OpenOptions)[] = ['backend', 'capacity', 'stateBytes', 'batchRearms', 'native'];
+const ATTACH_OPTIONS: readonly (keyof AttachOptions)[] = ['batchRearms'];
