@@ -40,6 +40,7 @@ import {
 import { ReactorError } from '../core/errors.js';
 import { lock, unlock } from '../core/mutex.js';
 import { Interest, Ready } from '../core/flags.js';
+import { SLOT_LIMIT } from '../core/table.js';
 import {
   AFD_POLL_ABORT,
   AFD_POLL_ACCEPT,
@@ -212,6 +213,20 @@ function issued(status: number): boolean {
   return status === STATUS_SUCCESS || status === STATUS_PENDING;
 }
 
+/** The shared words' and values' sizes for `capacity` registrations. */
+function wordsBytes(capacity: number): number {
+  return (HEADER_WORDS + capacity * SLOT_WORDS) * 4;
+}
+
+function valuesBytes(capacity: number): number {
+  return capacity * SLOT_VALUES * 8;
+}
+
+/** A HANDLE or an address in a handle: a positive safe integer. */
+function isHandleValue(value: unknown): value is number {
+  return typeof value === 'number' && Number.isSafeInteger(value) && value > 0;
+}
+
 /** An I/O completion port polling Winsock sockets through \Device\Afd. */
 export class IocpBackend implements Backend {
   readonly kind = 'iocp';
@@ -253,8 +268,8 @@ export class IocpBackend implements Backend {
       }
       block = Number(b);
       afd = openAfd(api, block, port);
-      const words = new SharedArrayBuffer((HEADER_WORDS + capacity * SLOT_WORDS) * 4);
-      const values = new Float64Array(new SharedArrayBuffer(capacity * SLOT_VALUES * 8));
+      const words = new SharedArrayBuffer(wordsBytes(capacity));
+      const values = new Float64Array(new SharedArrayBuffer(valuesBytes(capacity)));
       values.fill(NO_TOKEN);
       return new IocpBackend({ kind: 'iocp', port, afd, block, capacity, words, values: values.buffer as SharedArrayBuffer }, indexOf);
     } catch (e) {
@@ -269,14 +284,21 @@ export class IocpBackend implements Backend {
   /** A backend over the same port, AFD handle and records, for another thread. */
   static attach(handle: BackendHandle, indexOf: BackendOptions['indexOf']): IocpBackend {
     const h = handle as Partial<IocpHandle>;
+    const capacity = h.capacity;
     if (
       h.kind !== 'iocp' ||
-      !Number.isSafeInteger(h.port) ||
-      !Number.isSafeInteger(h.afd) ||
-      !Number.isSafeInteger(h.block) ||
-      !Number.isInteger(h.capacity) ||
+      !isHandleValue(h.port) ||
+      !isHandleValue(h.afd) ||
+      !isHandleValue(h.block) ||
+      typeof capacity !== 'number' ||
+      !Number.isInteger(capacity) ||
+      capacity < 1 ||
+      capacity > SLOT_LIMIT ||
+      // The records' block is as large as the capacity says: sized words and values back that claim.
       !(h.words instanceof SharedArrayBuffer) ||
-      !(h.values instanceof SharedArrayBuffer)
+      h.words.byteLength !== wordsBytes(capacity) ||
+      !(h.values instanceof SharedArrayBuffer) ||
+      h.values.byteLength !== valuesBytes(capacity)
     ) {
       throw new ReactorError('EINVAL', 'not an IOCP handle: pass what share() returned');
     }

@@ -41,10 +41,15 @@ export class Deadlines {
   private readonly offset: number;
 
   static create(capacity: number): Deadlines {
-    const buffer = new SharedArrayBuffer(HEADER * 4 + capacity * (8 + 4 * 3));
+    const buffer = new SharedArrayBuffer(Deadlines.byteLength(capacity));
     const d = new Deadlines({ capacity, buffer, base: monotonicMs() });
     d.header[EARLIEST] = NONE;
     return d;
+  }
+
+  /** The bytes the deadlines of `capacity` slots take. */
+  static byteLength(capacity: number): number {
+    return HEADER * 4 + capacity * (8 + 4 * 3);
   }
 
   constructor(readonly memory: DeadlineMemory) {

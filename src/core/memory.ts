@@ -77,23 +77,53 @@ export function describe(memory: ReactorMemory, backend: BackendHandle): Reactor
   };
 }
 
-/** The handle, checked: EINVAL for anything `share` did not make, ECLOSED for a closed reactor. */
+/** Lifetime's memory has one size, whatever the reactor: measured once. */
+const LIFETIME_BYTES = Lifetime.memory().byteLength;
+
+/**
+ * The handle, checked: EINVAL for anything `share` did not make, ECLOSED for a closed reactor.
+ * Every buffer must be a SharedArrayBuffer of exactly the size the capacity and stateBytes it
+ * claims need, so no view of it can reach past its end or leave part of it unseen.
+ */
 export function checkHandle(handle: unknown): ReactorHandle {
-  const h = handle as Partial<ReactorHandle> | null;
-  if (
-    h === null ||
-    typeof h !== 'object' ||
-    typeof h.backend?.kind !== 'string' ||
-    !(h.table?.buffer instanceof SharedArrayBuffer) ||
-    !(h.queue instanceof SharedArrayBuffer) ||
-    !(h.signals instanceof SharedArrayBuffer) ||
-    !(h.lifetime instanceof SharedArrayBuffer) ||
-    !(h.deadlines?.buffer instanceof SharedArrayBuffer) ||
-    !(h.state?.buffer instanceof SharedArrayBuffer)
-  ) {
-    throw new ReactorError('EINVAL', 'not a reactor handle: pass what reactor.share() returned');
+  const problem = handleProblem(handle);
+  if (problem !== undefined) throw new ReactorError('EINVAL', `not a reactor handle (${problem}): pass what reactor.share() returned`);
+  return handle as ReactorHandle;
+}
+
+function isObject(value: unknown): value is Record<string, unknown> {
+  return typeof value === 'object' && value !== null;
+}
+
+/** What is wrong with a handle, or undefined. */
+function handleProblem(handle: unknown): string | undefined {
+  if (!isObject(handle)) return 'not an object';
+  const { backend, table, queue, signals, lifetime, deadlines, state } = handle;
+  if (!isObject(backend) || typeof backend['kind'] !== 'string') return 'no backend';
+  if (!isObject(table) || !isObject(deadlines) || !isObject(state)) return 'no table, deadlines or state';
+  const capacity = table['capacity'];
+  const stateBytes = state['bytes'];
+  if (typeof capacity !== 'number' || typeof stateBytes !== 'number') return 'no capacity or stateBytes';
+  try {
+    checkSizes(capacity, stateBytes);
+  } catch (e) {
+    return (e as Error).message;
   }
-  return h as ReactorHandle;
+  if (deadlines['capacity'] !== capacity) return 'the deadlines are for another capacity';
+  if (typeof deadlines['base'] !== 'number' || !Number.isFinite(deadlines['base'])) return 'no clock base for the deadlines';
+  const sizes: [string, unknown, number][] = [
+    ['table', table['buffer'], Table.byteLength(capacity)],
+    ['queue', queue, ReadyQueue.byteLength(capacity)],
+    ['signals', signals, SIGNAL_INTS * 4],
+    ['lifetime', lifetime, LIFETIME_BYTES],
+    ['deadlines', deadlines['buffer'], Deadlines.byteLength(capacity)],
+    ['state', state['buffer'], SharedState.byteLength(capacity, stateBytes)],
+  ];
+  for (const [name, buffer, bytes] of sizes) {
+    if (!(buffer instanceof SharedArrayBuffer)) return `its ${name} is not a SharedArrayBuffer`;
+    if (buffer.byteLength !== bytes) return `its ${name} has ${buffer.byteLength} bytes, not the ${bytes} a capacity of ${capacity} needs`;
+  }
+  return undefined;
 }
 
 /** This thread's views of the memory a checked handle describes. */

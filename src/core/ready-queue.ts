@@ -17,7 +17,12 @@ export class ReadyQueue {
   private readonly ring: Int32Array;
 
   static create(capacity: number): ReadyQueue {
-    return new ReadyQueue(new SharedArrayBuffer((HEADER + capacity) * 4));
+    return new ReadyQueue(new SharedArrayBuffer(ReadyQueue.byteLength(capacity)));
+  }
+
+  /** The bytes a queue for `capacity` slots takes. */
+  static byteLength(capacity: number): number {
+    return (HEADER + capacity) * 4;
   }
 
   constructor(readonly buffer: SharedArrayBuffer) {

@@ -17,7 +17,12 @@ export class SharedState {
   constructor(readonly memory: StateMemory) {}
 
   static create(capacity: number, bytes: number): SharedState {
-    return new SharedState({ bytes, buffer: new SharedArrayBuffer(capacity * bytes) });
+    return new SharedState({ bytes, buffer: new SharedArrayBuffer(SharedState.byteLength(capacity, bytes)) });
+  }
+
+  /** The bytes the state of `capacity` slots of `bytes` each takes. */
+  static byteLength(capacity: number, bytes: number): number {
+    return capacity * bytes;
   }
 
   get bytes(): number {

@@ -273,14 +273,17 @@ export class Table {
   private readonly fdMask: number;
 
   static create(capacity: number): Table {
-    const buckets = fdBuckets(capacity);
-    const ints = HEADER + capacity * 5 + buckets * 2;
-    const buffer = new SharedArrayBuffer(ints * 4);
+    const buffer = new SharedArrayBuffer(Table.byteLength(capacity));
     const table = new Table({ capacity, buffer });
     table.words.fill(1 << GEN_SHIFT);
     for (let i = 0; i < capacity; i++) table.freeRing[i] = i;
     table.header[FREE_TAIL] = capacity;
     return table;
+  }
+
+  /** The bytes a table of `capacity` slots takes: what `attach` checks a handle against. */
+  static byteLength(capacity: number): number {
+    return (HEADER + capacity * 5 + fdBuckets(capacity) * 2) * 4;
   }
 
   static attach(memory: TableMemory): Table {
