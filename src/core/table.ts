@@ -241,6 +241,20 @@ export function arm(words: Int32Array, slot: number, oneshot: boolean): number {
 
 // ---- The shared table -----------------------------------------------------------------------
 
+/**
+ * The generation the next table's slots start at: random, then a step of about 0.618 of the
+ * generations per table, so two reactors' tokens differ and a token of another reactor is
+ * refused (ENOENT) rather than naming this reactor's registration of the same slot.
+ */
+let firstGen = 1 + Math.floor(Math.random() * (GEN_LIMIT - 1));
+const FIRST_GEN_STEP = 1296081; // coprime with GEN_LIMIT - 1: every generation is a start in turn
+
+function nextFirstGen(): number {
+  const gen = firstGen;
+  firstGen = ((gen - 1 + FIRST_GEN_STEP) % (GEN_LIMIT - 1)) + 1;
+  return gen;
+}
+
 /** Int32 words of the table's header, before the per-slot arrays. */
 const LOCK = 0;
 const FREE_HEAD = 1;
@@ -275,7 +289,7 @@ export class Table {
   static create(capacity: number): Table {
     const buffer = new SharedArrayBuffer(Table.byteLength(capacity));
     const table = new Table({ capacity, buffer });
-    table.words.fill(1 << GEN_SHIFT);
+    table.words.fill(nextFirstGen() << GEN_SHIFT);
     for (let i = 0; i < capacity; i++) table.freeRing[i] = i;
     table.header[FREE_TAIL] = capacity;
     return table;
