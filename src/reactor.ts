@@ -4,7 +4,7 @@
  */
 import { attachBackend, openBackend } from './backends/index.js';
 import { checkHandle, attachMemory, checkSizes, createMemory, DEFAULT_CAPACITY, type ReactorHandle } from './core/memory.js';
-import type { AttachOptions, OpenOptions } from './core/options.js';
+import { booleanOption, checkOptions, type AttachOptions, type OpenOptions } from './core/options.js';
 import { CoreReactor } from './core/reactor.js';
 import { slotOfToken } from './core/table.js';
 import { nodeLoop } from './loop/watch.js';
@@ -16,8 +16,8 @@ import { isMainThread, threadId } from 'node:worker_threads';
  */
 const WORKER_WAIT_SLICE_MS = 50;
 
-function engineOptions(batchRearms: boolean | undefined): { batchRearms: boolean; waitSliceMs: number } {
-  return { batchRearms: batchRearms !== false, waitSliceMs: isMainThread ? -1 : WORKER_WAIT_SLICE_MS };
+function engineOptions(batchRearms: boolean): { batchRearms: boolean; waitSliceMs: number } {
+  return { batchRearms, waitSliceMs: isMainThread ? -1 : WORKER_WAIT_SLICE_MS };
 }
 
 /**
@@ -39,10 +39,14 @@ export class Reactor extends CoreReactor {
    * const r = Reactor.open({ capacity: 10000 });
    */
   static open(options: OpenOptions = {}): Reactor {
-    const capacity = options.capacity ?? DEFAULT_CAPACITY;
-    checkSizes(capacity, options.stateBytes ?? 0);
-    const backend = openBackend(options.backend ?? 'auto', { capacity, native: options.native ?? true, indexOf: slotOfToken });
-    return new Reactor(backend, createMemory(capacity, options.stateBytes ?? 0, threadId), nodeLoop, engineOptions(options.batchRearms));
+    checkOptions(options, OPEN_OPTIONS, 'open');
+    const capacity = options.capacity === undefined ? DEFAULT_CAPACITY : options.capacity;
+    const stateBytes = options.stateBytes === undefined ? 0 : options.stateBytes;
+    checkSizes(capacity, stateBytes);
+    const native = booleanOption(options.native, 'native', true);
+    const batchRearms = booleanOption(options.batchRearms, 'batchRearms', true);
+    const backend = openBackend(options.backend === undefined ? 'auto' : options.backend, { capacity, native, indexOf: slotOfToken });
+    return new Reactor(backend, createMemory(capacity, stateBytes, threadId), nodeLoop, engineOptions(batchRearms));
   }
 
   /**
@@ -52,8 +56,13 @@ export class Reactor extends CoreReactor {
    * // in a worker: const r = Reactor.attach(workerData.reactor);
    */
   static attach(handle: ReactorHandle, options: AttachOptions = {}): Reactor {
+    checkOptions(options, ATTACH_OPTIONS, 'attach');
+    const batchRearms = booleanOption(options.batchRearms, 'batchRearms', true);
     const checked = checkHandle(handle);
     const backend = attachBackend(checked.backend, slotOfToken);
-    return new Reactor(backend, attachMemory(checked, threadId), nodeLoop, engineOptions(options.batchRearms));
+    return new Reactor(backend, attachMemory(checked, threadId), nodeLoop, engineOptions(batchRearms));
   }
 }
+
+const OPEN_OPTIONS: readonly (keyof OpenOptions)[] = ['backend', 'capacity', 'stateBytes', 'batchRearms', 'native'];
+const ATTACH_OPTIONS: readonly (keyof AttachOptions)[] = ['batchRearms'];

@@ -14,7 +14,7 @@ import { Interest, Ready } from '../core/flags.js';
 import { ReactorError } from '../core/errors.js';
 import { Errno, errno, files, syscallError, type FileCalls } from '../sys/posix.js';
 import { nativeHelper, type Native } from '../sys/native.js';
-import { changeFailure } from './common.js';
+import { changeFailure, isFd } from './common.js';
 import {
   EFD_CLOEXEC,
   EFD_NONBLOCK,
@@ -103,10 +103,10 @@ export class EpollBackend implements Backend {
 
   static attach(handle: BackendHandle): EpollBackend {
     const { epfd, wakefd } = handle;
-    if (!Number.isInteger(epfd) || !Number.isInteger(wakefd) || typeof handle['native'] !== 'boolean') {
+    if (!isFd(epfd) || !isFd(wakefd) || typeof handle['native'] !== 'boolean') {
       throw new ReactorError('EINVAL', 'not an epoll handle: pass what share() returned');
     }
-    return new EpollBackend(epfd as number, wakefd as number, handle['native'] ? nativeHelper() : undefined);
+    return new EpollBackend(epfd, wakefd, handle['native'] ? nativeHelper() : undefined);
   }
 
   private constructor(

@@ -46,5 +46,8 @@ export function openBackend(choice: BackendChoice, options: BackendOptions): Bac
 
 /** Joins, from another thread, the backend `handle` describes. */
 export function attachBackend(handle: BackendHandle, indexOf: BackendOptions['indexOf']): Backend {
+  if (!Object.hasOwn(MODULES, handle.kind)) {
+    throw new ReactorError('EINVAL', `not a reactor handle (no backend is called ${String(handle.kind)}): pass what reactor.share() returned`);
+  }
   return moduleOf(handle.kind).attach(handle, indexOf);
 }

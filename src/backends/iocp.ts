@@ -40,9 +40,10 @@ import {
   type Token,
 } from '../core/backend.js';
 import { ReactorError } from '../core/errors.js';
-import { FIRST_BYTES, growable, growTo } from '../core/growable.js';
+import { FIRST_BYTES, growable, growableProblem, growTo } from '../core/growable.js';
 import { lock, unlock } from '../core/mutex.js';
 import { Interest, Ready } from '../core/flags.js';
+import { SLOT_LIMIT } from '../core/table.js';
 import {
   AFD_POLL_ABORT,
   AFD_POLL_ACCEPT,
@@ -216,6 +217,20 @@ function issued(status: number): boolean {
   return status === STATUS_SUCCESS || status === STATUS_PENDING;
 }
 
+/** The sizes the shared words and values grow to for `capacity` registrations. */
+function wordsBytes(capacity: number): number {
+  return (HEADER_WORDS + capacity * SLOT_WORDS) * 4;
+}
+
+function valuesBytes(capacity: number): number {
+  return capacity * SLOT_VALUES * 8;
+}
+
+/** A HANDLE or an address in a handle: a positive safe integer. */
+function isHandleValue(value: unknown): value is number {
+  return typeof value === 'number' && Number.isSafeInteger(value) && value > 0;
+}
+
 /** An I/O completion port polling Winsock sockets through \Device\Afd. */
 export class IocpBackend implements Backend {
   readonly kind = 'iocp';
@@ -257,8 +272,8 @@ export class IocpBackend implements Backend {
       }
       block = Number(b);
       afd = openAfd(api, block, port);
-      const words = growable(FIRST_BYTES, (HEADER_WORDS + capacity * SLOT_WORDS) * 4);
-      const values = growable(FIRST_BYTES, capacity * SLOT_VALUES * 8);
+      const words = growable(FIRST_BYTES, wordsBytes(capacity));
+      const values = growable(FIRST_BYTES, valuesBytes(capacity));
       return new IocpBackend({ kind: 'iocp', port, afd, block, capacity, words, values }, indexOf);
     } catch (e) {
       if (afd !== 0) api.CloseHandle(afd);
@@ -272,14 +287,19 @@ export class IocpBackend implements Backend {
   /** A backend over the same port, AFD handle and records, for another thread. */
   static attach(handle: BackendHandle, indexOf: BackendOptions['indexOf']): IocpBackend {
     const h = handle as Partial<IocpHandle>;
+    const capacity = h.capacity;
     if (
       h.kind !== 'iocp' ||
-      !Number.isSafeInteger(h.port) ||
-      !Number.isSafeInteger(h.afd) ||
-      !Number.isSafeInteger(h.block) ||
-      !Number.isInteger(h.capacity) ||
-      !(h.words instanceof SharedArrayBuffer) ||
-      !(h.values instanceof SharedArrayBuffer)
+      !isHandleValue(h.port) ||
+      !isHandleValue(h.afd) ||
+      !isHandleValue(h.block) ||
+      typeof capacity !== 'number' ||
+      !Number.isInteger(capacity) ||
+      capacity < 1 ||
+      capacity > SLOT_LIMIT ||
+      // The records' block is as large as the capacity says: sized words and values back that claim.
+      growableProblem('words', h.words, wordsBytes(capacity)) !== undefined ||
+      growableProblem('values', h.values, valuesBytes(capacity)) !== undefined
     ) {
       throw new ReactorError('EINVAL', 'not an IOCP handle: pass what share() returned');
     }

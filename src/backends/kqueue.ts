@@ -7,7 +7,7 @@ import { ReactorError, systemError } from '../core/errors.js';
 import { Interest, Ready } from '../core/flags.js';
 import { kqueueLibrary, libraryAt, type KqueueLibrary } from '../sys/kqueue.js';
 import { clearErrno, Errno, errno, errnoName, files } from '../sys/posix.js';
-import { atLeast, changeFailure as describeChange, type Change } from './common.js';
+import { atLeast, changeFailure as describeChange, isFd, type Change } from './common.js';
 import {
   PROFILES,
   readField,
@@ -130,8 +130,8 @@ export class KqueueBackend implements Backend {
     const os = h.os;
     if (
       h.kind !== 'kqueue' ||
-      !Number.isInteger(h.kq) ||
-      !Number.isInteger(h.userIdent) ||
+      !isFd(h.kq) ||
+      h.userIdent !== USER_IDENT ||
       typeof h.receipts !== 'boolean' ||
       typeof os !== 'string' ||
       !Object.hasOwn(PROFILES, os) ||
@@ -143,7 +143,7 @@ export class KqueueBackend implements Backend {
     if (lib.profile.os !== os) {
       throw new ReactorError('EINVAL', `the handle's kqueue uses the ${os} layout, this thread loaded ${lib.profile.os}`);
     }
-    return new KqueueBackend(lib, h.kq as number, h.userIdent as number, h.receipts);
+    return new KqueueBackend(lib, h.kq, h.userIdent, h.receipts);
   }
 
   private constructor(

@@ -1,5 +1,5 @@
 /** Per-registration deadlines that fire FORCEOS with TIMEOUT: a shared min-heap, no fd each. */
-import { FIRST_BYTES, growable, growTo } from './growable.js';
+import { FIRST_BYTES, fixedProblem, growable, growableProblem, growTo } from './growable.js';
 import { lock, unlock } from './mutex.js';
 
 const LOCK = 0;
@@ -67,6 +67,19 @@ export class Deadlines {
     header[EARLIEST] = NONE;
     header[SIZE] = size;
     return new Deadlines(memory);
+  }
+
+  /** What is wrong with `memory` as the deadlines of `capacity` slots, or undefined. */
+  static problem(memory: DeadlineMemory, capacity: number): string | undefined {
+    if (memory.capacity !== capacity) return 'the deadlines are for another capacity';
+    if (typeof memory.base !== 'number' || !Number.isFinite(memory.base)) return 'no clock base for the deadlines';
+    return (
+      fixedProblem('deadlines header', memory.header, HEADER * 4) ??
+      growableProblem('deadline times', memory.times, capacity * 8) ??
+      growableProblem('deadline slots', memory.slots, capacity * 4) ??
+      growableProblem('deadline generations', memory.gens, capacity * 4) ??
+      growableProblem('deadline positions', memory.position, capacity * 4)
+    );
   }
 
   constructor(readonly memory: DeadlineMemory) {

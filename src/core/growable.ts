@@ -40,3 +40,17 @@ export function growTo(buffer: SharedArrayBuffer, bytes: number): void {
 export function int32s(buffer: SharedArrayBuffer, length: number): Int32Array {
   return new Int32Array(buffer, 0, length);
 }
+
+/** What is wrong with `buffer` as a growable buffer of at most `maxBytes`, or undefined. */
+export function growableProblem(name: string, buffer: unknown, maxBytes: number): string | undefined {
+  if (!(buffer instanceof SharedArrayBuffer) || !buffer.growable) return `its ${name} is not a growable SharedArrayBuffer`;
+  if (buffer.maxByteLength !== maxBytes) return `its ${name} grows to ${buffer.maxByteLength} bytes, not the ${maxBytes} its capacity needs`;
+  return undefined;
+}
+
+/** What is wrong with `buffer` as a SharedArrayBuffer of exactly `bytes`, or undefined. */
+export function fixedProblem(name: string, buffer: unknown, bytes: number): string | undefined {
+  if (!(buffer instanceof SharedArrayBuffer)) return `its ${name} is not a SharedArrayBuffer`;
+  if (buffer.byteLength !== bytes) return `its ${name} has ${buffer.byteLength} bytes, not ${bytes}`;
+  return undefined;
+}

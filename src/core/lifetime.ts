@@ -49,13 +49,22 @@ export class Lifetime {
     return Atomics.load(new Int32Array(buffer, 0, 1), CLOSED) !== 0;
   }
 
-  /** Joins the reactor as thread `threadId`: ENOSPC when MAX_ATTACHMENTS are live. */
+  /** Joins the reactor as thread `threadId`: ENOSPC when MAX_ATTACHMENTS threads are live. */
   constructor(
     readonly buffer: SharedArrayBuffer,
     threadId: number,
   ) {
     const words = new Int32Array(buffer);
     this.words = words;
+    // Reactor objects of one thread share its entry: they never run at once, and a thread's
+    // holds are its own whichever object took them.
+    for (let i = 0; i < MAX_ATTACHMENTS; i++) {
+      const at = FIRST_ENTRY + i * ENTRY_INTS;
+      if (Atomics.load(words, at + STATE) !== LIVE || Atomics.load(words, at + THREAD) !== threadId) continue;
+      this.attachment = i + 1;
+      this.users = at + USERS;
+      return;
+    }
     for (let i = 0; i < MAX_ATTACHMENTS; i++) {
       const at = FIRST_ENTRY + i * ENTRY_INTS;
       if (Atomics.compareExchange(words, at + STATE, FREE, LIVE) !== FREE) continue;

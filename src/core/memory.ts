@@ -4,6 +4,7 @@
  */
 import type { BackendHandle } from './backend.js';
 import { Deadlines, type DeadlineMemory } from './deadlines.js';
+import { fixedProblem } from './growable.js';
 import { closedError, ReactorError } from './errors.js';
 import { Lifetime } from './lifetime.js';
 import { ReadyQueue } from './ready-queue.js';
@@ -80,23 +81,47 @@ export function describe(memory: ReactorMemory, backend: BackendHandle): Reactor
   };
 }
 
-/** The handle, checked: EINVAL for anything `share` did not make, ECLOSED for a closed reactor. */
+/** Lifetime's memory has one size, whatever the reactor: measured once. */
+const LIFETIME_BYTES = Lifetime.memory().byteLength;
+
+/**
+ * The handle, checked: EINVAL for anything `share` did not make, ECLOSED for a closed reactor.
+ * Every buffer must be a SharedArrayBuffer that grows to exactly the size the capacity and
+ * stateBytes it claims need (or has that size, for the fixed ones), so no view of it can reach
+ * past its end.
+ */
 export function checkHandle(handle: unknown): ReactorHandle {
-  const h = handle as Partial<ReactorHandle> | null;
-  if (
-    h === null ||
-    typeof h !== 'object' ||
-    typeof h.backend?.kind !== 'string' ||
-    !(h.table?.header instanceof SharedArrayBuffer) ||
-    !(h.queue instanceof SharedArrayBuffer) ||
-    !(h.signals instanceof SharedArrayBuffer) ||
-    !(h.lifetime instanceof SharedArrayBuffer) ||
-    !(h.deadlines?.header instanceof SharedArrayBuffer) ||
-    !(h.state?.buffer instanceof SharedArrayBuffer)
-  ) {
-    throw new ReactorError('EINVAL', 'not a reactor handle: pass what reactor.share() returned');
+  const problem = handleProblem(handle);
+  if (problem !== undefined) throw new ReactorError('EINVAL', `not a reactor handle (${problem}): pass what reactor.share() returned`);
+  return handle as ReactorHandle;
+}
+
+function isObject(value: unknown): value is Record<string, unknown> {
+  return typeof value === 'object' && value !== null;
+}
+
+/** What is wrong with a handle, or undefined. */
+function handleProblem(handle: unknown): string | undefined {
+  if (!isObject(handle)) return 'not an object';
+  const { backend, table, queue, signals, lifetime, deadlines, state } = handle;
+  if (!isObject(backend) || typeof backend['kind'] !== 'string') return 'no backend';
+  if (!isObject(table) || !isObject(deadlines) || !isObject(state)) return 'no table, deadlines or state';
+  const capacity = table['capacity'];
+  const stateBytes = state['bytes'];
+  if (typeof capacity !== 'number' || typeof stateBytes !== 'number') return 'no capacity or stateBytes';
+  try {
+    checkSizes(capacity, stateBytes);
+  } catch (e) {
+    return (e as Error).message;
   }
-  return h as ReactorHandle;
+  return (
+    Table.problem(table as unknown as TableMemory) ??
+    ReadyQueue.problem(queue, capacity) ??
+    fixedProblem('signals', signals, SIGNAL_INTS * 4) ??
+    fixedProblem('lifetime', lifetime, LIFETIME_BYTES) ??
+    Deadlines.problem(deadlines as unknown as DeadlineMemory, capacity) ??
+    SharedState.problem(state as unknown as StateMemory, capacity)
+  );
 }
 
 /** Thread `threadId`'s views of the memory a checked handle describes. */

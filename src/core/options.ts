@@ -1,6 +1,38 @@
-/** The options of the reactor's calls. */
+/** The options of the reactor's calls, and the checks every options argument gets. */
 import type { BackendChoice } from './backend.js';
+import { ReactorError } from './errors.js';
 import type { Mode } from './flags.js';
+
+/**
+ * Checks an options argument: an object (not null, not an array) whose every own key is one of
+ * `known`, so a misspelt option is EINVAL rather than silently a default. An option set to
+ * undefined is absent.
+ */
+export function checkOptions(options: unknown, known: readonly string[], call: string): void {
+  if (typeof options !== 'object' || options === null || Array.isArray(options)) {
+    throw new ReactorError('EINVAL', `${call}'s options must be an object, got ${describeValue(options)}`);
+  }
+  for (const key of Object.keys(options)) {
+    if (!known.includes(key)) {
+      throw new ReactorError('EINVAL', `${call} has no option ${JSON.stringify(key)}: its options are ${known.join(', ')}`);
+    }
+  }
+}
+
+/** A boolean option: `fallback` when undefined, EINVAL unless a boolean. */
+export function booleanOption(value: unknown, name: string, fallback: boolean): boolean {
+  if (value === undefined) return fallback;
+  if (typeof value !== 'boolean') throw new ReactorError('EINVAL', `${name} must be true or false, got ${describeValue(value)}`);
+  return value;
+}
+
+/** A value as a message shows it: String() for what has one, the type for the rest. */
+export function describeValue(value: unknown): string {
+  if (value === null || Array.isArray(value)) return value === null ? 'null' : 'an array';
+  if (typeof value === 'object') return `an object (${value.constructor?.name ?? 'no prototype'})`;
+  if (typeof value === 'function') return 'a function';
+  return String(value);
+}
 
 /** Options of `Reactor.open`. */
 export interface OpenOptions {

@@ -7,7 +7,7 @@ import { closedError, notLive, ReactorError } from './errors.js';
 import { Engine, backOff, type EngineOptions } from './engine.js';
 import { Events } from './events.js';
 import { checkFd, checkInterest, checkMode, checkTimeout, Mode } from './flags.js';
-import type { AddOptions } from './options.js';
+import { checkOptions, type AddOptions } from './options.js';
 import type { LoopDriver, StopWatching } from './loop.js';
 import { describe, NOTIFIED, type ReactorHandle, type ReactorMemory } from './memory.js';
 import {
@@ -84,7 +84,8 @@ export class CoreReactor {
   add(fd: number, interest: number, options: AddOptions = {}): number {
     checkFd(fd);
     checkInterest(interest);
-    const oneshot = checkMode(options.mode ?? Mode.DISPATCH) === Mode.ONESHOT;
+    checkOptions(options, ADD_OPTIONS, 'add');
+    const oneshot = options.mode !== undefined && checkMode(options.mode) === Mode.ONESHOT;
     const { table, state } = this.memory;
     state.checkInitial(options.state);
     const engine = this.engine;
@@ -247,6 +248,7 @@ export class CoreReactor {
 
   /** Every registration's state, `stateBytes` each, slot after slot: one view for this thread. */
   get stateBuffer(): Uint8Array {
+    if (this.closed) throw closedError();
     return this.memory.state.all;
   }
 
@@ -325,7 +327,8 @@ export class CoreReactor {
    */
   watch(onEvents: (events: Events, n: number) => void, options: { readonly capacity?: number } = {}): StopWatching {
     if (typeof onEvents !== 'function') throw new ReactorError('EINVAL', 'watch needs a function (events, n) => void');
-    const events = new Events(options.capacity ?? 64);
+    checkOptions(options, WATCH_OPTIONS, 'watch');
+    const events = new Events(options.capacity === undefined ? 64 : options.capacity);
     if (this.closed) throw closedError();
     return this.loopDriver.watch(this.engine.loopSource(), events, onEvents);
   }
@@ -411,6 +414,7 @@ export class CoreReactor {
    * new Worker(file, { workerData: { reactor: r.share() } });
    */
   share(): ReactorHandle {
+    if (this.closed) throw closedError();
     return describe(this.memory, this.backend.share());
   }
 
@@ -424,9 +428,10 @@ export class CoreReactor {
     return slot;
   }
 
-  /** The slot of a live token; ENOENT otherwise. */
+  /** The slot of a live token; ENOENT otherwise, ECLOSED once the reactor is closed. */
   private liveSlot(token: number): number {
     const slot = this.slotOf(token);
+    if (this.closed) throw closedError();
     if (!isLive(this.words, slot, genOfToken(token))) throw notLive(token);
     return slot;
   }
@@ -447,3 +452,6 @@ export class CoreReactor {
     return notLive(token);
   }
 }
+
+const ADD_OPTIONS: readonly (keyof AddOptions)[] = ['mode', 'state'];
+const WATCH_OPTIONS: readonly string[] = ['capacity'];

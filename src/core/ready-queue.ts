@@ -1,5 +1,5 @@
 /** The shared queue of software deliveries (forces, handed-on readiness) for any waiter. */
-import { FIRST_BYTES, growable, growTo } from './growable.js';
+import { FIRST_BYTES, growable, growableProblem, growTo } from './growable.js';
 import { lock, unlock } from './mutex.js';
 
 const LOCK = 0;
@@ -24,6 +24,11 @@ export class ReadyQueue {
     const buffer = growable(FIRST_BYTES, (HEADER + capacity) * 4);
     new Int32Array(buffer, 0, HEADER)[SIZE] = Math.min(capacity, FIRST_BYTES / 4 - HEADER);
     return new ReadyQueue(buffer);
+  }
+
+  /** What is wrong with `buffer` as the queue of `capacity` slots, or undefined. */
+  static problem(buffer: unknown, capacity: number): string | undefined {
+    return growableProblem('queue', buffer, (HEADER + capacity) * 4);
   }
 
   constructor(readonly buffer: SharedArrayBuffer) {

@@ -3,7 +3,7 @@
  * SharedArrayBuffer that grows with the slots used.
  */
 import { ReactorError } from './errors.js';
-import { growable, growTo } from './growable.js';
+import { growable, growableProblem, growTo } from './growable.js';
 
 /** The most bytes of state a registration may have. */
 export const STATE_BYTES_LIMIT = 65536;
@@ -22,6 +22,11 @@ export class SharedState {
 
   static create(capacity: number, bytes: number): SharedState {
     return new SharedState({ bytes, buffer: growable(0, capacity * bytes) });
+  }
+
+  /** What is wrong with `memory` as the state of `capacity` slots, or undefined. */
+  static problem(memory: StateMemory, capacity: number): string | undefined {
+    return growableProblem('state', memory.buffer, capacity * memory.bytes);
   }
 
   get bytes(): number {

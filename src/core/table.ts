@@ -11,7 +11,7 @@
  */
 import { lock, unlock } from './mutex.js';
 import { Ready } from './flags.js';
-import { FIRST_BYTES, growable, growTo, int32s } from './growable.js';
+import { FIRST_BYTES, fixedProblem, growable, growableProblem, growTo, int32s } from './growable.js';
 
 // ---- The state word -------------------------------------------------------------------------
 
@@ -261,7 +261,22 @@ export function arm(words: Int32Array, slot: number, oneshot: boolean): number {
 
 // ---- The shared table -----------------------------------------------------------------------
 
+/**
+ * The generation the next table's slots start at: random, then a step of about 0.618 of the
+ * generations per table, so two reactors' tokens differ and a token of another reactor is
+ * refused (ENOENT) rather than naming this reactor's registration of the same slot.
+ */
+let firstGen = 1 + Math.floor(Math.random() * (GEN_LIMIT - 1));
+const FIRST_GEN_STEP = 648001; // about 0.618 of GEN_LIMIT - 1 and coprime with it: every generation is a start in turn
+
+function nextFirstGen(): number {
+  const gen = firstGen;
+  firstGen = ((gen - 1 + FIRST_GEN_STEP) % (GEN_LIMIT - 1)) + 1;
+  return gen;
+}
+
 /** Int32 words of the table's header. */
+
 const LOCK = 0;
 /** The free ring: where its oldest entry is, and how many it holds. */
 const FREE_HEAD = 1;
@@ -271,6 +286,8 @@ const USED = 3;
 /** Slots the per-slot arrays and the free ring cover (≥ USED), and buckets of the fd index. */
 const SIZE = 4;
 const BUCKETS = 5;
+/** The generation this table's slots start at (see `nextFirstGen`). */
+const FIRST_GEN = 6;
 const HEADER = 8;
 
 /**
@@ -344,7 +361,24 @@ export class Table {
     const header = new Int32Array(memory.header);
     header[SIZE] = slots;
     header[BUCKETS] = buckets;
+    header[FIRST_GEN] = nextFirstGen();
     return new Table(memory);
+  }
+
+  /** What is wrong with `memory` as a table's, or undefined: what `attach` checks a handle with. */
+  static problem(memory: TableMemory): string | undefined {
+    const { capacity, columns } = memory;
+    if (typeof columns !== 'object' || columns === null) return 'no table columns';
+    for (const c of COLUMNS) {
+      const problem = growableProblem(`table's ${c}`, columns[c], capacity * 4);
+      if (problem !== undefined) return problem;
+    }
+    return (
+      fixedProblem("table's header", memory.header, HEADER * 4) ??
+      growableProblem("table's free ring", memory.freeRing, capacity * 4) ??
+      growableProblem("table's fd keys", memory.fdKeys, fdBuckets(capacity) * 4) ??
+      growableProblem("table's fd slots", memory.fdSlots, fdBuckets(capacity) * 4)
+    );
   }
 
   static attach(memory: TableMemory): Table {
@@ -409,7 +443,7 @@ export class Table {
       } else if (used < this.capacity) {
         slot = used;
         if (slot === this.words.length) this.grow();
-        this.words[slot] = 1 << GEN_SHIFT;
+        this.words[slot] = h[FIRST_GEN]! << GEN_SHIFT;
         h[USED] = used + 1;
       } else {
         return -2;

@@ -5,6 +5,7 @@
  */
 import { ReactorError } from '../core/errors.js';
 import { checkFd } from '../core/flags.js';
+import { booleanOption, checkOptions } from '../core/options.js';
 import type { AcceptResult, ListenOptions, NetImplementation, ShutdownHow } from './contract.js';
 import { platform } from '../sys/platform.js';
 import { posixSockets } from './posix.js';
@@ -43,6 +44,7 @@ function impl(): NetImplementation {
 }
 
 const DEFAULT_BACKLOG = 511; // as Node's net and libuv
+const LISTEN_OPTIONS: readonly (keyof ListenOptions)[] = ['backlog', 'reusePort'];
 
 function checkPort(port: unknown, allowZero: boolean): number {
   const min = allowZero ? 0 : 1;
@@ -91,17 +93,12 @@ function typeName(value: unknown): string {
 export function listen(host: string, port: number, options: ListenOptions = {}): number {
   const address = parseHost(host);
   checkPort(port, true);
-  if (typeof options !== 'object' || options === null) {
-    throw new ReactorError('EINVAL', `options must be an object such as { backlog: 511 }, got ${String(options)}`);
-  }
-  const backlog = options.backlog ?? DEFAULT_BACKLOG;
+  checkOptions(options, LISTEN_OPTIONS, 'listen');
+  const backlog = options.backlog === undefined ? DEFAULT_BACKLOG : options.backlog;
   if (typeof backlog !== 'number' || !Number.isInteger(backlog) || backlog < 1 || backlog > 0x7fffffff) {
     throw new ReactorError('EINVAL', `backlog must be a positive integer, got ${String(options.backlog)}`);
   }
-  const reusePort = options.reusePort ?? false;
-  if (typeof reusePort !== 'boolean') {
-    throw new ReactorError('EINVAL', `reusePort must be a boolean, got ${String(options.reusePort)}`);
-  }
+  const reusePort = booleanOption(options.reusePort, 'reusePort', false);
   return impl().listen(address, port, backlog, reusePort);
 }
 

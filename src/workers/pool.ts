@@ -2,11 +2,13 @@
  * runWorkers: N worker threads waiting on one reactor, each running a handler module, with a
  * graceful shutdown and every handler error reported.
  */
+import { existsSync } from 'node:fs';
 import { resolve } from 'node:path';
-import { pathToFileURL } from 'node:url';
+import { fileURLToPath, pathToFileURL } from 'node:url';
 import { Worker } from 'node:worker_threads';
 import { ReactorError } from '../core/errors.js';
 import type { ReactorHandle } from '../core/memory.js';
+import { booleanOption, checkOptions, describeValue } from '../core/options.js';
 import { Reactor } from '../reactor.js';
 import { ABORT, START, type PostedError, type ThreadData, type ThreadMessage } from './protocol.js';
 
@@ -135,18 +137,22 @@ const THREAD = new URL('./thread.js', import.meta.url);
  * process.once('SIGINT', async () => console.log(await workers.close()));
  */
 export async function runWorkers<D = unknown>(options: RunWorkersOptions<D>): Promise<Workers> {
-  const { threads, batch = 32, batchRearms = true, onError, restart = true } = options;
+  checkOptions(options, RUN_WORKERS_OPTIONS, 'runWorkers');
+  const { threads, batch = 32, onError } = options;
   if (!Number.isInteger(threads) || threads < 1 || threads > MAX_THREADS) {
-    throw new ReactorError('EINVAL', `threads must be an integer from 1 to ${MAX_THREADS}, got ${String(threads)}`);
+    throw new ReactorError('EINVAL', `threads must be an integer from 1 to ${MAX_THREADS}, got ${describeValue(threads)}`);
   }
   if (!Number.isInteger(batch) || batch < 1 || batch > 65536) {
-    throw new ReactorError('EINVAL', `batch must be an integer from 1 to 65536, got ${String(batch)}`);
+    throw new ReactorError('EINVAL', `batch must be an integer from 1 to 65536, got ${describeValue(batch)}`);
   }
-  if (typeof batchRearms !== 'boolean') throw new ReactorError('EINVAL', `batchRearms must be a boolean, got ${String(batchRearms)}`);
-  if (typeof restart !== 'boolean') throw new ReactorError('EINVAL', `restart must be a boolean, got ${String(restart)}`);
+  const batchRearms = booleanOption(options.batchRearms, 'batchRearms', true);
+  const restart = booleanOption(options.restart, 'restart', true);
+  if (onError !== undefined && typeof onError !== 'function') {
+    throw new ReactorError('EINVAL', `onError must be a function (error) => void, got ${describeValue(onError)}`);
+  }
+  const moduleUrl = moduleHref(options.handler);
   const reactor = options.reactor instanceof Reactor ? options.reactor : Reactor.attach(options.reactor);
   const handle = reactor.share();
-  const moduleUrl = moduleHref(options.handler);
   const eventCounts = new BigInt64Array(new SharedArrayBuffer(8 * threads));
   const start = new Int32Array(new SharedArrayBuffer(4));
 
@@ -186,7 +192,10 @@ export async function runWorkers<D = unknown>(options: RunWorkersOptions<D>): Pr
   try {
     for (let index = 0; index < threads; index++) workers.push(spawn(index));
   } catch (e) {
-    go(ABORT); // `data` could not be cloned, say: let the threads already started leave
+    go(ABORT); // let the threads already started leave
+    if (e instanceof Error && e.name === 'DataCloneError') {
+      throw new ReactorError('EINVAL', `data must be structured-cloneable (no functions or symbols): ${e.message}`);
+    }
     throw e;
   }
   const threadIds = workers.map((w) => w.threadId);
@@ -242,13 +251,15 @@ export async function runWorkers<D = unknown>(options: RunWorkersOptions<D>): Pr
   };
 }
 
-/** A handler option as the URL string a thread imports. */
+/** A handler option as the URL string a thread imports: EINVAL unless a file URL or path, ENOENT if no file is there. */
 function moduleHref(handler: URL | string): string {
-  if (handler instanceof URL) return handler.href;
-  if (typeof handler !== 'string' || handler === '') {
-    throw new ReactorError('EINVAL', `handler must be a file URL or a path to a module, got ${String(handler)}`);
+  const path = handlerPath(handler);
+  if (path === undefined) {
+    throw new ReactorError('EINVAL', `handler must be a file URL or a path to a module, got ${describeValue(handler)}`);
   }
-  return handler.startsWith('file:') ? handler : pathToFileURL(resolve(handler)).href;
+  if (!existsSync(path)) throw new ReactorError('ENOENT', `handler ${String(handler)} names no file`);
+  if (handler instanceof URL) return handler.href;
+  return handler.startsWith('file:') ? handler : pathToFileURL(path).href;
 }
 
 /** How a thread ended: with its event count, or dead (no `done` message), with what killed it. */
@@ -256,6 +267,19 @@ interface ThreadEnd {
   readonly events: number;
   readonly died: Error | undefined;
 }
+
+/** The file a handler option names, or undefined if it is neither a file URL nor a path. */
+function handlerPath(handler: unknown): string | undefined {
+  if (typeof handler === 'string' && handler !== '' && !handler.startsWith('file:')) return resolve(handler);
+  if (!(handler instanceof URL) && typeof handler !== 'string') return undefined;
+  try {
+    return fileURLToPath(handler); // throws for any other URL, or a malformed one
+  } catch {
+    return undefined;
+  }
+}
+
+const RUN_WORKERS_OPTIONS: readonly (keyof RunWorkersOptions)[] = ['reactor', 'threads', 'handler', 'data', 'batch', 'batchRearms', 'onError', 'restart'];
 
 /**
  * Follows one thread's messages: `ready` once it is set up, `exited` once it has exited. Errors

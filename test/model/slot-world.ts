@@ -776,8 +776,8 @@ export interface Start {
 }
 
 /**
- * A fresh slot (generation 1, as Table.create leaves it), armed and added to the kernel with
- * the real `arm`; the actors all work on generation 1.
+ * A fresh slot (generation 1; Table.create starts each table at its own generation, and any one
+ * does here), armed and added to the kernel with the real `arm`; the actors all work on generation 1.
  */
 export function startWorld(start: Start, actors: readonly Omit<Actor, 'gen'>[]): World {
   const w = new World();
