@@ -6,7 +6,7 @@ import { attachBackend, openBackend } from './backends/index.js';
 import { checkHandle, attachMemory, checkSizes, createMemory, DEFAULT_CAPACITY, type ReactorHandle } from './core/memory.js';
 import { booleanOption, checkOptions, type AttachOptions, type OpenOptions } from './core/options.js';
 import { CoreReactor } from './core/reactor.js';
-import { slotOfToken } from './core/table.js';
+import { slotOfToken } from './core/state-machine.js';
 import { nodeLoop } from './loop/watch.js';
 import { isMainThread, threadId } from 'node:worker_threads';
 

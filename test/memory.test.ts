@@ -14,7 +14,8 @@ import { epollCalls, EFD_CLOEXEC, EFD_NONBLOCK } from '../src/sys/linux.js';
 import { files, libc } from '../src/sys/posix.js';
 import { Deadlines } from '../src/core/deadlines.js';
 import { ReadyQueue } from '../src/core/ready-queue.js';
-import { beginDelete, genOfToken, isLive, slotOfToken, Table } from '../src/core/table.js';
+import { beginDelete, genOfToken, isLive, slotOfToken } from '../src/core/state-machine.js';
+import { Table } from '../src/core/table.js';
 
 const MiB = 2 ** 20;
 const mib = (bytes: number): string => `${(bytes / MiB).toFixed(1)} MiB`;

@@ -43,7 +43,7 @@ import { ReactorError } from '../core/errors.js';
 import { FIRST_BYTES, growable, growableProblem, growTo } from '../core/growable.js';
 import { lock, unlock } from '../core/mutex.js';
 import { Interest, Ready } from '../core/flags.js';
-import { SLOT_LIMIT } from '../core/table.js';
+import { SLOT_LIMIT } from '../core/state-machine.js';
 import {
   AFD_POLL_ABORT,
   AFD_POLL_ACCEPT,

@@ -4,7 +4,7 @@
  * keeps the kernel objects alive until the last thread has left them.
  */
 import { rearmEach, RawEvents, type Backend } from './backend.js';
-import { closedError, ReactorError } from './errors.js';
+import { closedError, notLive, ReactorError } from './errors.js';
 import type { Events } from './events.js';
 import { NONE } from './deadlines.js';
 import type { LoopSource } from './loop.js';
@@ -20,13 +20,14 @@ import {
   FORCED_PUSH,
   genOf,
   genOfToken,
+  isLive,
   MUST_FREE,
   NOT_LIVE,
   REARMING,
   slotOfToken,
   STATE,
   tokenOf,
-} from './table.js';
+} from './state-machine.js';
 
 /** Ready bits a delivery result carries to the user (MUST_FREE and above stay inside). */
 const USER_READY = MUST_FREE - 1;
@@ -308,6 +309,23 @@ export class Engine {
       if (ready & MUST_FREE) this.freeSlot(slot, token, true);
     }
     return n;
+  }
+
+  /** Why `rearm` of a token failed: ECLOSED, EPERM (another thread holds it), EINVAL or ENOENT. */
+  rearmError(token: number, slot: number, gen: number, dead: boolean): ReactorError {
+    if (this.memory.lifetime.closed) return closedError();
+    const word = Atomics.load(this.words, slot);
+    if (!dead && genOf(word) === gen && (word & STATE) === ACTIVE && this.holders[slot] !== this.me) {
+      return new ReactorError('EPERM', `token ${token} is held by another thread: only the thread wait() delivered it to may rearm it`);
+    }
+    if (!dead && !isLive(this.words, slot, gen)) dead = true;
+    if (!dead) {
+      return new ReactorError('EINVAL', `token ${token} is not held by a handler: rearm only after wait() delivered it, once`);
+    }
+    if (gen !== 0 && this.memory.table.retired[slot] === gen) {
+      return new ReactorError('EINVAL', `token ${token} was a ONESHOT registration, freed at delivery: add the fd again instead`);
+    }
+    return notLive(token);
   }
 
   /**

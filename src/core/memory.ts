@@ -9,7 +9,8 @@ import { closedError, ReactorError } from './errors.js';
 import { Lifetime } from './lifetime.js';
 import { ReadyQueue } from './ready-queue.js';
 import { SharedState, STATE_BYTES_LIMIT, type StateMemory } from './state.js';
-import { SLOT_LIMIT, Table, type TableMemory } from './table.js';
+import { SLOT_LIMIT } from './state-machine.js';
+import { Table, type TableMemory } from './table.js';
 
 /** What `share` returns: structured-cloneable, for `Reactor.attach` in a worker thread. */
 export interface ReactorHandle {

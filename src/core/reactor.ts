@@ -12,7 +12,6 @@ import type { LoopDriver, StopWatching } from './loop.js';
 import { describe, NOTIFIED, type ReactorHandle, type ReactorMemory } from './memory.js';
 import {
   abortRearm,
-  ACTIVE,
   ALREADY_FORCED,
   beginDelete,
   beginRearm,
@@ -20,14 +19,12 @@ import {
   endRearm,
   force,
   FORCED_PUSH,
-  genOf,
   genOfToken,
   isLive,
   NOT_LIVE,
   OK,
   slotOfToken,
-  STATE,
-} from './table.js';
+} from './state-machine.js';
 
 /**
  * A dispatch-once event reactor shared by many threads. Each registration's event is active in
@@ -135,9 +132,9 @@ export class CoreReactor {
     // No lifetime count here, to keep the hot path short: a REARMING slot holds the kernel
     // objects open instead (finalize waits until no slot is REARMING), and CLOSED is read
     // after entering REARMING, so either this call sees it or the finalizer sees the slot.
-    if (this.memory.table.holders[slot] !== this.engine.me) throw this.rearmError(token, slot, gen, false);
+    if (this.memory.table.holders[slot] !== this.engine.me) throw this.engine.rearmError(token, slot, gen, false);
     const r = beginRearm(words, slot, gen);
-    if (r !== OK) throw this.rearmError(token, slot, gen, r === NOT_LIVE);
+    if (r !== OK) throw this.engine.rearmError(token, slot, gen, r === NOT_LIVE);
     if (lifetime.closed) {
       abortRearm(words, slot);
       throw closedError();
@@ -436,21 +433,6 @@ export class CoreReactor {
     return slot;
   }
 
-  private rearmError(token: number, slot: number, gen: number, dead: boolean): ReactorError {
-    if (this.closed) return closedError();
-    const word = Atomics.load(this.words, slot);
-    if (!dead && genOf(word) === gen && (word & STATE) === ACTIVE && this.memory.table.holders[slot] !== this.engine.me) {
-      return new ReactorError('EPERM', `token ${token} is held by another thread: only the thread wait() delivered it to may rearm it`);
-    }
-    if (!dead && !isLive(this.words, slot, gen)) dead = true;
-    if (!dead) {
-      return new ReactorError('EINVAL', `token ${token} is not held by a handler: rearm only after wait() delivered it, once`);
-    }
-    if (gen !== 0 && this.memory.table.retired[slot] === gen) {
-      return new ReactorError('EINVAL', `token ${token} was a ONESHOT registration, freed at delivery: add the fd again instead`);
-    }
-    return notLive(token);
-  }
 }
 
 const ADD_OPTIONS: readonly (keyof AddOptions)[] = ['mode', 'state'];

@@ -2,7 +2,8 @@
 import { Rearms } from './backend.js';
 import type { Events } from './events.js';
 import { Ready } from './flags.js';
-import { abortRearm, ACTIVE, endRearm, genOf, genOfToken, slotOfToken, STATE, type Table } from './table.js';
+import { abortRearm, ACTIVE, endRearm, genOf, genOfToken, slotOfToken, STATE } from './state-machine.js';
+import type { Table } from './table.js';
 
 /** How many re-arms a thread stages before applying them. */
 const STAGED_REARMS = 256;

@@ -46,7 +46,7 @@ import {
   slotOfToken,
   stateOf,
   TIMEOUT,
-} from '../../src/core/table.js';
+} from '../../src/core/state-machine.js';
 import { expect, type Model, type Step } from './explore.js';
 
 /** The slot every scenario uses: one slot, reused by a re-add, is the worst case for staleness. */
