@@ -5,6 +5,7 @@
 import { attachBackend, openBackend } from './backends/index.js';
 import { checkHandle, attachMemory, checkSizes, createMemory, DEFAULT_CAPACITY, type ReactorHandle } from './core/memory.js';
 import { booleanOption, checkOptions, type AttachOptions, type OpenOptions } from './core/options.js';
+import { checkMode, Mode } from './core/flags.js';
 import { CoreReactor } from './core/reactor.js';
 import { slotOfToken } from './core/state-machine.js';
 import { nodeLoop } from './loop/watch.js';
@@ -46,7 +47,8 @@ export class Reactor extends CoreReactor {
     const native = booleanOption(options.native, 'native', true);
     const batchRearms = booleanOption(options.batchRearms, 'batchRearms', true);
     const backend = openBackend(options.backend === undefined ? 'auto' : options.backend, { capacity, native, indexOf: slotOfToken });
-    return new Reactor(backend, createMemory(capacity, stateBytes, threadId), nodeLoop, engineOptions(batchRearms));
+    const mode = options.mode === undefined ? Mode.DISPATCH : checkMode(options.mode);
+    return new Reactor(backend, createMemory(capacity, stateBytes, mode, threadId), nodeLoop, engineOptions(batchRearms));
   }
 
   /**
@@ -64,5 +66,5 @@ export class Reactor extends CoreReactor {
   }
 }
 
-const OPEN_OPTIONS: readonly (keyof OpenOptions)[] = ['backend', 'capacity', 'stateBytes', 'batchRearms', 'native'];
+const OPEN_OPTIONS: readonly (keyof OpenOptions)[] = ['backend', 'capacity', 'stateBytes', 'mode', 'batchRearms', 'native'];
 const ATTACH_OPTIONS: readonly (keyof AttachOptions)[] = ['batchRearms'];

@@ -344,7 +344,7 @@ describe('add', () => {
       stillAddable(a);
     },
   );
-  it.each(table('EINVAL', ['undefined'], {}, [["'edge'", 'edge', 'EINVAL']]))('mode %s: %s', (_label, mode, code) => {
+  it.each(table('EINVAL', ['undefined'], {}, [["'level'", 'level', 'EINVAL']]))('mode %s: %s', (_label, mode, code) => {
     const [a] = pair();
     expectError(() => r.add(a, Interest.READABLE, { mode: mode as never }), code);
     stillAddable(a);

@@ -192,9 +192,9 @@ describe.runIf(process.platform === 'linux')('memory', () => {
     const table = Table.create(capacity);
     // A second thread's views, taken before any growth.
     const other = Table.attach(table.memory);
-    const tokens = Array.from({ length: count }, (_, fd) => table.allocate(fd, Interest.READABLE, false));
+    const tokens = Array.from({ length: count }, (_, fd) => table.allocate(fd, Interest.READABLE, 0));
     assert.ok(tokens.every((t) => t > 0), 'all allocated');
-    assert.equal(table.allocate(5, Interest.READABLE, false), -1, 'one live registration per fd, past any growth of the fd index');
+    assert.equal(table.allocate(5, Interest.READABLE, 0), -1, 'one live registration per fd, past any growth of the fd index');
     const free = (t: number): void => {
       assert.equal(beginDelete(table.words, slotOfToken(t), genOfToken(t)), 0);
       table.free(slotOfToken(t));
@@ -202,7 +202,7 @@ describe.runIf(process.platform === 'linux')('memory', () => {
     // Delete every other one, spread over all the slots, and add their fds again.
     for (let fd = 0; fd < count; fd += 2) free(tokens[fd]!);
     const stale = tokens.filter((_, fd) => fd % 2 === 0);
-    for (let fd = 0; fd < count; fd += 2) tokens[fd] = table.allocate(fd, Interest.READABLE, false);
+    for (let fd = 0; fd < count; fd += 2) tokens[fd] = table.allocate(fd, Interest.READABLE, 0);
     assert.equal(new Set(tokens).size, count, 'no token twice');
     for (const t of stale) assert.ok(!other.covers(slotOfToken(t)) || !isLive(other.words, slotOfToken(t), genOfToken(t)), `stale token ${t}`);
     const high = tokens.filter((t) => slotOfToken(t) >= 65_536);

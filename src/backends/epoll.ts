@@ -27,6 +27,7 @@ import {
   EPOLLERR,
   EPOLLHUP,
   EPOLLIN,
+  EPOLLET,
   EPOLLONESHOT,
   EPOLLOUT,
   EPOLLPRI,
@@ -60,6 +61,9 @@ function epollEvents(interest: number): number {
 /** epollEvents for every interest (1 to 3), so a re-arm looks it up. */
 const EVENTS_OF_INTEREST = [0, epollEvents(1), epollEvents(2), epollEvents(3)];
 
+/** An EDGE registration: both directions, edge-triggered, never re-armed; the core filters. */
+const EDGE_EVENTS = EPOLLIN | EPOLLOUT | EPOLLRDHUP | EPOLLET;
+
 /** epoll events → Ready bits. */
 function readyOf(events: number): number {
   let ready = 0;
@@ -72,6 +76,7 @@ function readyOf(events: number): number {
 
 export class EpollBackend implements Backend {
   readonly kind = 'epoll';
+  readonly edges = true;
   /** Scratch struct epoll_event for epoll_ctl. */
   private readonly ctlEvent = new Uint32Array(4);
   private events = new Uint32Array(0);
@@ -116,8 +121,8 @@ export class EpollBackend implements Backend {
     private readonly fast: Native | undefined,
   ) {}
 
-  add(fd: Fd, interest: number, token: Token): void {
-    this.ctl(EPOLL_CTL_ADD, fd, EVENTS_OF_INTEREST[interest]!, token);
+  add(fd: Fd, interest: number, token: Token, edge: boolean): void {
+    this.ctl(EPOLL_CTL_ADD, fd, edge ? EDGE_EVENTS : EVENTS_OF_INTEREST[interest]!, token);
   }
 
   rearm(fd: Fd, interest: number, token: Token): void {

@@ -234,6 +234,8 @@ function isHandleValue(value: unknown): value is number {
 /** An I/O completion port polling Winsock sockets through \Device\Afd. */
 export class IocpBackend implements Backend {
   readonly kind = 'iocp';
+  /** An AFD poll completes once per request: no edges, so EDGE registrations are DISPATCH here. */
+  readonly edges = false;
   private readonly api: Win32;
   /** This thread's view of the native block. */
   private readonly mem: DataView;
@@ -331,7 +333,7 @@ export class IocpBackend implements Backend {
     return slot * SLOT_VALUES < this.values.length;
   }
 
-  add(fd: Fd, interest: number, token: Token): void {
+  add(fd: Fd, interest: number, token: Token, _edge: boolean): void {
     const slot = this.indexOf(token);
     if (slot >= this.handle.capacity) {
       throw new ReactorError('ENOSPC', `slot ${slot} is past the ${this.handle.capacity} registrations this IOCP backend was opened for`);

@@ -75,6 +75,7 @@ function readyOf(c: KqueueConstants, filter: number, flags: number, fflags: numb
  */
 export class KqueueBackend implements Backend {
   readonly kind = 'kqueue';
+  readonly edges = true;
   private readonly p: KeventProfile;
   private readonly c: KqueueConstants;
   /** Staged changes, and one view per slot for one-change calls. */
@@ -162,7 +163,7 @@ export class KqueueBackend implements Backend {
     this.receiptView = new DataView(this.receiptList.buffer);
   }
 
-  add(fd: Fd, interest: number, token: Token): void {
+  add(fd: Fd, interest: number, token: Token, edge: boolean): void {
     const c = this.c;
     // libkqueue never hears of a close(): a knote of a closed fd outlives it, and an EV_ADD on
     // the reused number fails (with errno 0). Deleting first clears any such leftover.
@@ -171,8 +172,10 @@ export class KqueueBackend implements Backend {
       this.stage(fd, c.EVFILT_WRITE, c.EV_DELETE, 0, token);
     }
     const first = this.staged;
-    if (interest & Interest.READABLE) this.stage(fd, c.EVFILT_READ, c.EV_ADD | c.EV_DISPATCH, 0, token);
-    if (interest & Interest.WRITABLE) this.stage(fd, c.EVFILT_WRITE, c.EV_ADD | c.EV_DISPATCH, 0, token);
+    // EDGE: both filters, EV_CLEAR (reported once per change of state), never re-armed.
+    const flags = edge ? c.EV_ADD | c.EV_CLEAR : c.EV_ADD | c.EV_DISPATCH;
+    if (edge || interest & Interest.READABLE) this.stage(fd, c.EVFILT_READ, flags, 0, token);
+    if (edge || interest & Interest.WRITABLE) this.stage(fd, c.EVFILT_WRITE, flags, 0, token);
     const n = this.apply();
     let failed = 0;
     let added = 0;

@@ -98,8 +98,13 @@ export interface BackendOptions {
  */
 export interface Backend {
   readonly kind: BackendKind;
-  /** Registers fd, armed, dispatch-once. */
-  add(fd: Fd, interest: number, token: Token): void;
+  /** Whether `add` can register edge-triggered (EPOLLET, EV_CLEAR); without, EDGE is DISPATCH. */
+  readonly edges: boolean;
+  /**
+   * Registers fd, armed, dispatch-once; or, with `edge`, edge-triggered for both directions
+   * whatever the interest, never to be re-armed (the core filters and holds the events).
+   */
+  add(fd: Fd, interest: number, token: Token, edge: boolean): void;
   /** Re-arms fd after a delivery, possibly with a new interest. */
   rearm(fd: Fd, interest: number, token: Token): void;
   /** Deletes fd's registration; succeeds if the fd was already closed (its kernel entry is gone). */

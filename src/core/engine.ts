@@ -23,10 +23,15 @@ import {
   isLive,
   MUST_FREE,
   NOT_LIVE,
+  OK,
+  queueIfWanted,
   REARMING,
+  rearmEdge,
+  REMEMBERED,
   slotOfToken,
   STATE,
   tokenOf,
+  wantOf,
 } from './state-machine.js';
 
 /** Ready bits a delivery result carries to the user (MUST_FREE and above stay inside). */
@@ -280,8 +285,14 @@ export class Engine {
       const token = raw.tokens[i]!;
       const slot = slotOfToken(token);
       if (!table.covers(slot)) continue;
-      const ready = claim(this.words, slot, genOfToken(token), raw.ready[i]!);
-      if (ready <= 0) continue;
+      const gen = genOfToken(token);
+      const ready = claim(this.words, slot, gen, raw.ready[i]!, wantOf(table.interests[slot]!));
+      if (ready <= 0) {
+        // An armed EDGE registration kept what its interest did not want: the holder may have
+        // changed the interest as it re-armed, so look again (see queueIfWanted).
+        if (ready === REMEMBERED && queueIfWanted(this.words, slot, gen, wantOf(table.interests[slot]!))) this.pushReady(slot);
+        continue;
+      }
       this.holders[slot] = this.me;
       events.tokens[n] = token;
       events.ready[n] = ready & USER_READY;
@@ -297,11 +308,13 @@ export class Engine {
     while (n < limit) {
       const slot = queue.pop();
       if (slot < 0) return n;
-      if (!this.memory.table.covers(slot)) continue;
-      const word = claimQueued(this.words, slot);
+      const table = this.memory.table;
+      if (!table.covers(slot)) continue;
+      const want = wantOf(table.interests[slot]!);
+      const word = claimQueued(this.words, slot, want);
       if (word === 0) continue;
       this.holders[slot] = this.me;
-      const ready = deliveredReady(word, 0);
+      const ready = deliveredReady(word, 0, want);
       const token = tokenOf(slot, genOf(word));
       events.tokens[n] = token;
       events.ready[n] = ready & USER_READY;
@@ -309,6 +322,18 @@ export class Engine {
       if (ready & MUST_FREE) this.freeSlot(slot, token, true);
     }
     return n;
+  }
+
+  /** `rearm` of an EDGE registration: a transition, and a push if something is pending. */
+  rearmEdge(token: number, slot: number, gen: number, nextInterest: number, still: number): void {
+    const table = this.memory.table;
+    if (table.holders[slot] !== this.me || (Atomics.load(this.words, slot) & STATE) !== ACTIVE) {
+      throw this.rearmError(token, slot, gen, false);
+    }
+    if (nextInterest !== 0) table.interests[slot] = nextInterest;
+    const r = rearmEdge(this.words, slot, gen, still, wantOf(table.interests[slot]!));
+    if (r === FORCED_PUSH) this.pushReady(slot);
+    else if (r !== OK) throw this.rearmError(token, slot, gen, r === NOT_LIVE);
   }
 
   /** Why `rearm` of a token failed: ECLOSED, EPERM (another thread holds it), EINVAL or ENOENT. */

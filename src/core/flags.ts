@@ -36,6 +36,15 @@ export const Mode = {
   DISPATCH: 'dispatch',
   /** Freed on delivery; the token is dead once delivered (EV_ONESHOT). */
   ONESHOT: 'oneshot',
+  /**
+   * Dispatch-once without a system call per event: the kernel reports edges (EPOLLET, EV_CLEAR)
+   * for both directions, and the reactor keeps one handler per event, remembering what arrives
+   * while it is held and delivering it right after `rearm`, which makes no system call. A
+   * handler reads until the call would block (or a read comes up short) before it re-arms, or
+   * re-arms with what is still ready (`rearm(token, interest, Ready.READABLE)`). IOCP has no
+   * edges: there EDGE behaves as DISPATCH.
+   */
+  EDGE: 'edge',
 } as const;
 export type Mode = (typeof Mode)[keyof typeof Mode];
 
@@ -55,8 +64,8 @@ function badInterest(interest: unknown): ReactorError {
 
 /** Checks a mode argument. */
 export function checkMode(mode: unknown): Mode {
-  if (mode === Mode.DISPATCH || mode === Mode.ONESHOT) return mode;
-  throw new ReactorError('EINVAL', `mode must be Mode.DISPATCH or Mode.ONESHOT, got ${String(mode)}`);
+  if (mode === Mode.DISPATCH || mode === Mode.ONESHOT || mode === Mode.EDGE) return mode;
+  throw new ReactorError('EINVAL', `mode must be Mode.DISPATCH, Mode.ONESHOT or Mode.EDGE, got ${String(mode)}`);
 }
 
 /** Checks a file descriptor (or a Windows SOCKET): a non-negative 32-bit integer. */
@@ -77,4 +86,13 @@ export function checkTimeout(timeoutMs: unknown): number {
     throw new ReactorError('EINVAL', `timeout must be -1, Infinity or an integer number of milliseconds from 0 to 2^31-1, got ${String(timeoutMs)}`);
   }
   return timeoutMs;
+}
+
+/** Checks readiness a handler says is still there: Ready bits READABLE, WRITABLE, HANGUP, ERROR. */
+export function checkReady(ready: unknown): number {
+  if (ready === 0) return 0;
+  if (typeof ready !== 'number' || !Number.isInteger(ready) || ready < 0 || ready > 15) {
+    throw new ReactorError('EINVAL', `stillReady must be Ready bits READABLE, WRITABLE, HANGUP or ERROR, or 0; got ${String(ready)}`);
+  }
+  return ready;
 }

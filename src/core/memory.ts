@@ -4,6 +4,7 @@
  */
 import type { BackendHandle } from './backend.js';
 import { Deadlines, type DeadlineMemory } from './deadlines.js';
+import { Mode } from './flags.js';
 import { fixedProblem } from './growable.js';
 import { closedError, ReactorError } from './errors.js';
 import { Lifetime } from './lifetime.js';
@@ -21,6 +22,8 @@ export interface ReactorHandle {
   readonly lifetime: SharedArrayBuffer;
   readonly deadlines: DeadlineMemory;
   readonly state: StateMemory;
+  /** The mode `add` uses when its options name none. */
+  readonly mode: Mode;
 }
 
 /** One thread's views of a reactor's shared memory. */
@@ -31,6 +34,8 @@ export interface ReactorMemory {
   readonly lifetime: Lifetime;
   readonly deadlines: Deadlines;
   readonly state: SharedState;
+  /** The mode `add` uses when its options name none. */
+  readonly mode: Mode;
 }
 
 /** Int32 words of the signals buffer, each on its own cache line. */
@@ -56,10 +61,11 @@ export function checkSizes(capacity: number, stateBytes: number): void {
 
 /**
  * New memory for `capacity` registrations with `stateBytes` of state each (checked by
- * `checkSizes`), joined by thread `threadId`.
+ * `checkSizes`) and `mode` for `add` by default, joined by thread `threadId`.
  */
-export function createMemory(capacity: number, stateBytes: number, threadId: number): ReactorMemory {
+export function createMemory(capacity: number, stateBytes: number, mode: Mode, threadId: number): ReactorMemory {
   return {
+    mode,
     table: Table.create(capacity),
     queue: ReadyQueue.create(capacity),
     signals: new Int32Array(new SharedArrayBuffer(SIGNAL_INTS * 4)),
@@ -79,6 +85,7 @@ export function describe(memory: ReactorMemory, backend: BackendHandle): Reactor
     lifetime: memory.lifetime.buffer,
     deadlines: memory.deadlines.memory,
     state: memory.state.memory,
+    mode: memory.mode,
   };
 }
 
@@ -107,6 +114,7 @@ function handleProblem(handle: unknown): string | undefined {
   const { backend, table, queue, signals, lifetime, deadlines, state } = handle;
   if (!isObject(backend) || typeof backend['kind'] !== 'string') return 'no backend';
   if (!isObject(table) || !isObject(deadlines) || !isObject(state)) return 'no table, deadlines or state';
+  if (handle['mode'] !== Mode.DISPATCH && handle['mode'] !== Mode.ONESHOT && handle['mode'] !== Mode.EDGE) return 'no mode';
   const capacity = table['capacity'];
   const stateBytes = state['bytes'];
   if (typeof capacity !== 'number' || typeof stateBytes !== 'number') return 'no capacity or stateBytes';
@@ -129,6 +137,7 @@ function handleProblem(handle: unknown): string | undefined {
 export function attachMemory(handle: ReactorHandle, threadId: number): ReactorMemory {
   if (Lifetime.isClosed(handle.lifetime)) throw closedError();
   return {
+    mode: handle.mode,
     table: Table.attach(handle.table),
     queue: new ReadyQueue(handle.queue),
     signals: new Int32Array(handle.signals),

@@ -46,6 +46,8 @@ export interface OpenOptions {
    * there for the next handler of that registration, in whatever thread it runs.
    */
   readonly stateBytes?: number;
+  /** The mode `add` uses when its options name none (default DISPATCH), in every thread. */
+  readonly mode?: Mode;
   /** Batch this thread's re-arms (default true): see `AttachOptions.batchRearms`. */
   readonly batchRearms?: boolean;
   /**

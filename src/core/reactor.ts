@@ -6,7 +6,7 @@ import type { Backend, BackendKind } from './backend.js';
 import { closedError, notLive, ReactorError } from './errors.js';
 import { Engine, backOff, type EngineOptions } from './engine.js';
 import { Events } from './events.js';
-import { checkFd, checkInterest, checkMode, checkTimeout, Mode } from './flags.js';
+import { checkFd, checkInterest, checkMode, checkReady, checkTimeout, Mode } from './flags.js';
 import { checkOptions, type AddOptions } from './options.js';
 import type { LoopDriver, StopWatching } from './loop.js';
 import { describe, NOTIFIED, type ReactorHandle, type ReactorMemory } from './memory.js';
@@ -16,6 +16,7 @@ import {
   beginDelete,
   beginRearm,
   BUSY,
+  EDGE,
   endRearm,
   force,
   FORCED_PUSH,
@@ -23,6 +24,7 @@ import {
   isLive,
   NOT_LIVE,
   OK,
+  ONESHOT,
   slotOfToken,
 } from './state-machine.js';
 
@@ -82,13 +84,16 @@ export class CoreReactor {
     checkFd(fd);
     checkInterest(interest);
     checkOptions(options, ADD_OPTIONS, 'add');
-    const oneshot = options.mode !== undefined && checkMode(options.mode) === Mode.ONESHOT;
+    const mode = options.mode === undefined ? this.memory.mode : checkMode(options.mode);
+    // Without kernel edges (IOCP), EDGE is DISPATCH.
+    const edge = mode === Mode.EDGE && this.backend.edges;
+    const bits = mode === Mode.ONESHOT ? ONESHOT : edge ? EDGE : 0;
     const { table, state } = this.memory;
     state.checkInitial(options.state);
     const engine = this.engine;
     engine.enter();
     try {
-      const token = table.allocate(fd, interest, oneshot);
+      const token = table.allocate(fd, interest, bits);
       if (token === -1) {
         throw new ReactorError(
           'EEXIST',
@@ -103,7 +108,7 @@ export class CoreReactor {
       // Not armed in the kernel until here, and its token not yet returned: nothing can be
       // delivered for it before its state is written.
       try {
-        this.backend.add(fd, interest, token);
+        this.backend.add(fd, interest, token, edge);
       } catch (e) {
         beginDelete(this.words, slot, genOfToken(token));
         table.free(slot);
@@ -117,18 +122,22 @@ export class CoreReactor {
 
   /**
    * Ends the handling of a delivered event and re-arms it, optionally with a new interest.
-   * Readiness still present is delivered again (level semantics); a force made meanwhile is
-   * delivered now. Only the thread holding the event may call it.
+   * DISPATCH: readiness still present is delivered again (level semantics). EDGE: no system
+   * call; what arrived while it was held is delivered now, and `stillReady` (Ready bits the
+   * handler left unconsumed, say READABLE when it stopped reading with data left) is delivered
+   * again too. A force made meanwhile is delivered now. Only the thread holding the event may
+   * call it.
    *
    * @example
    * r.rearm(token, Interest.READABLE | Interest.WRITABLE);
    */
-  rearm(token: number, interest?: number): void {
+  rearm(token: number, interest?: number, stillReady = 0): void {
     const slot = this.slotOf(token);
     const gen = genOfToken(token);
     const nextInterest = interest === undefined ? 0 : checkInterest(interest);
     const words = this.words;
     const lifetime = this.memory.lifetime;
+    if ((words[slot]! & EDGE) !== 0) return this.engine.rearmEdge(token, slot, gen, nextInterest, checkReady(stillReady));
     // No lifetime count here, to keep the hot path short: a REARMING slot holds the kernel
     // objects open instead (finalize waits until no slot is REARMING), and CLOSED is read
     // after entering REARMING, so either this call sees it or the finalizer sees the slot.

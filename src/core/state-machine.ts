@@ -31,16 +31,26 @@ export const TIMEOUT = 1 << 4;
 export const QUEUED = 1 << 5;
 /** The registration is ONESHOT: freed at delivery. */
 export const ONESHOT = 1 << 6;
-/** P: readiness the kernel reported while the slot was REARMING (Ready bits, shifted). */
+/**
+ * P: readiness not yet delivered (Ready bits, shifted): reported while the slot was REARMING,
+ * or, for an EDGE registration, while it was held, or armed but not wanted by its interest.
+ */
 export const PENDING_SHIFT = 7;
 export const PENDING = 0xf << PENDING_SHIFT;
+/** Every readiness P holds: READABLE, WRITABLE, HANGUP, ERROR. */
+export const ANY_READY = 0xf;
 /** A: its holder's thread died; delivered once more, as ABANDONED, to a live waiter. */
 export const ABANDONED = 1 << 11;
-/** Bits 12-31: the generation, 1 to 2^20 - 1; it changes every time the slot is freed. */
-export const GEN_SHIFT = 12;
-export const GEN_LIMIT = 1 << 20;
+/**
+ * E: an EDGE registration. The kernel reports edges, for both directions, and is never re-armed:
+ * what arrives while the slot is held is remembered in P, and the interest is applied here.
+ */
+export const EDGE = 1 << 12;
+/** Bits 13-31: the generation, 1 to 2^19 - 1; it changes every time the slot is freed. */
+export const GEN_SHIFT = 13;
+export const GEN_LIMIT = 1 << 19;
 
-/** Tokens are `generation * SLOT_LIMIT + slot`: at most 43 bits, a safe integer. */
+/** Tokens are `generation * SLOT_LIMIT + slot`: at most 41 bits, a safe integer. */
 export const SLOT_BITS = 22;
 export const SLOT_LIMIT = 1 << SLOT_BITS;
 
@@ -68,7 +78,7 @@ export function slotOfToken(token: number): number {
   return token & (SLOT_LIMIT - 1);
 }
 
-/** The generation of a token: below 2^20, so `| 0` floors the exact quotient. */
+/** The generation of a token: below 2^19, so `| 0` floors the exact quotient. */
 export function genOfToken(token: number): number {
   return (token / SLOT_LIMIT) | 0;
 }
@@ -89,24 +99,50 @@ function forcedReady(word: number): number {
 export const DROPPED = 0;
 /** `claim` result: the slot is REARMING; the readiness was left for the re-arming thread. */
 export const HANDED_ON = -1;
+/**
+ * `claim` result: an EDGE registration remembered the readiness in P, undelivered: it is held,
+ * or armed with an interest that does not want it. (Armed: the caller checks the interest again
+ * with `queueIfWanted`, in case it changed meanwhile.)
+ */
+export const REMEMBERED = -2;
 /** Bit in a delivery result: the registration is ONESHOT and now DELETING; remove and free it. */
 export const MUST_FREE = 1 << 8;
 
+/** The readiness an interest wants delivered: its directions, and HANGUP and ERROR always. */
+export function wantOf(interest: number): number {
+  return interest | Ready.HANGUP | Ready.ERROR;
+}
+
+/** The readiness in a word's P bits. */
+function pendingOf(word: number): number {
+  return (word & PENDING) >>> PENDING_SHIFT;
+}
+
+/** What of P and `readiness` a delivery from `word` may carry: for EDGE, only what `want` names. */
+function wanted(word: number, readiness: number, want: number): number {
+  const seen = readiness | pendingOf(word);
+  return (word & EDGE) !== 0 ? seen & want : seen;
+}
+
 /**
- * A waiter got a kernel event for (slot, gen). ARMED → ACTIVE (delivered); REARMING → +P
- * (handed on); anything else, or another generation: dropped, which loses nothing because a
- * re-arm re-checks readiness. Returns the delivered Ready bits, possibly with MUST_FREE.
+ * A waiter got a kernel event for (slot, gen); `want` is the registration's interest with
+ * HANGUP and ERROR, which only an EDGE registration applies here (the kernel filters the rest).
+ * ARMED → ACTIVE (delivered); REARMING → +P (handed on); for EDGE, ACTIVE → +P, and ARMED with
+ * nothing wanted → +P (remembered). Anything else, or another generation: dropped, which loses
+ * nothing because a re-arm re-checks readiness (and an EDGE registration is then not armed).
+ * Returns the delivered Ready bits, possibly with MUST_FREE.
  */
-export function claim(words: Int32Array, slot: number, gen: number, readiness: number): number {
+export function claim(words: Int32Array, slot: number, gen: number, readiness: number, want: number = ANY_READY): number {
   for (let w = words[slot]!; ; w = Atomics.load(words, slot)) {
     if (genOf(w) !== gen) return DROPPED;
     const state = w & STATE;
-    if (state === ARMED) {
-      const next = activate(w);
-      if (Atomics.compareExchange(words, slot, w, next) === w) return deliveredReady(w, readiness);
-    } else if (state === REARMING) {
+    const edge = (w & EDGE) !== 0;
+    if (state === ARMED && (!edge || wanted(w, readiness, want) !== 0 || (w & (FORCE | ABANDONED)) !== 0)) {
+      const next = activate(w, readiness, want);
+      if (Atomics.compareExchange(words, slot, w, next) === w) return deliveredReady(w, readiness, want);
+    } else if (state === REARMING || (edge && (state === ARMED || state === ACTIVE))) {
       const next = w | ((readiness << PENDING_SHIFT) & PENDING);
-      if (next === w || Atomics.compareExchange(words, slot, w, next) === w) return HANDED_ON;
+      if (next === w || Atomics.compareExchange(words, slot, w, next) === w) return state === REARMING ? HANDED_ON : REMEMBERED;
     } else {
       return DROPPED;
     }
@@ -120,24 +156,28 @@ export function claim(words: Int32Array, slot: number, gen: number, readiness: n
  * delivered from (never 0: generations start at 1), for `deliveredReady` and `genOf`, or
  * DROPPED.
  */
-export function claimQueued(words: Int32Array, slot: number): number {
+export function claimQueued(words: Int32Array, slot: number, want: number = ANY_READY): number {
   for (let w = words[slot]!; ; w = Atomics.load(words, slot)) {
     const cleared = w & ~QUEUED;
-    const deliver = (w & STATE) === ARMED && (w & (FORCE | PENDING | ABANDONED)) !== 0;
-    const next = deliver ? activate(cleared) : cleared;
+    const deliver = (w & STATE) === ARMED && ((w & (FORCE | ABANDONED)) !== 0 || wanted(w, 0, want) !== 0);
+    const next = deliver ? activate(cleared, 0, want) : cleared;
     if (Atomics.compareExchange(words, slot, w, next) === w) return deliver ? w : DROPPED;
   }
 }
 
-/** ARMED → ACTIVE, or → DELETING for ONESHOT; the force, pending and abandon bits are consumed. */
-function activate(word: number): number {
+/**
+ * ARMED → ACTIVE, or → DELETING for ONESHOT; the force, pending and abandon bits are consumed,
+ * except, for EDGE, the readiness `want` does not name, which stays in P.
+ */
+function activate(word: number, readiness: number, want: number): number {
   const rest = word & ~(STATE | FORCE | TIMEOUT | PENDING | ABANDONED);
-  return rest | ((word & ONESHOT) !== 0 ? DELETING : ACTIVE);
+  const kept = (word & EDGE) !== 0 ? (((readiness | pendingOf(word)) & ~want) << PENDING_SHIFT) & PENDING : 0;
+  return rest | kept | ((word & ONESHOT) !== 0 ? DELETING : ACTIVE);
 }
 
 /** The Ready bits delivered from `word` with kernel `readiness`, plus MUST_FREE for ONESHOT. */
-export function deliveredReady(word: number, readiness: number): number {
-  const ready = readiness | ((word & PENDING) >>> PENDING_SHIFT) | forcedReady(word);
+export function deliveredReady(word: number, readiness: number, want: number = ANY_READY): number {
+  const ready = wanted(word, readiness, want) | forcedReady(word);
   return (word & ONESHOT) !== 0 ? ready | MUST_FREE : ready;
 }
 
@@ -166,7 +206,7 @@ export function beginRearm(words: Int32Array, slot: number, gen: number): number
  */
 export function endRearm(words: Int32Array, slot: number): boolean {
   for (let w = words[slot]!; ; w = Atomics.load(words, slot)) {
-    const pending = (w & (FORCE | PENDING)) !== 0;
+    const pending = (w & (FORCE | PENDING | ABANDONED)) !== 0;
     const push = pending && (w & QUEUED) === 0;
     const next = ((w & ~STATE) | ARMED) | (push ? QUEUED : 0);
     if (Atomics.compareExchange(words, slot, w, next) === w) return push;
@@ -180,7 +220,7 @@ export function abortRearm(words: Int32Array, slot: number): void {
   }
 }
 
-/** `force` result: forced, and the caller must push the slot to the ready queue (Q is set). */
+/** `force` and `rearmEdge` result: the caller must push the slot to the ready queue (Q is set). */
 export const FORCED_PUSH = 1;
 /** `force` result: forced; the delivery comes when the holder re-arms, or from the queue. */
 export const FORCED_LATER = 2;
@@ -225,6 +265,35 @@ export function abandon(words: Int32Array, slot: number, gen: number): number {
   }
 }
 
+/**
+ * The holder re-arms an EDGE registration: ACTIVE → ARMED, with no kernel call (its kernel entry
+ * stays armed). `still` is readiness the handler left unconsumed, added to P; `want` is the
+ * interest (with HANGUP and ERROR) from now on. Returns OK, FORCED_PUSH when a force, an
+ * abandon or wanted readiness is pending (Q is now set), NOT_LIVE or NOT_ACTIVE.
+ */
+export function rearmEdge(words: Int32Array, slot: number, gen: number, still: number, want: number): number {
+  for (let w = words[slot]!; ; w = Atomics.load(words, slot)) {
+    if (genOf(w) !== gen) return NOT_LIVE;
+    const state = w & STATE;
+    if (state !== ACTIVE) return state === FREE || state === DELETING ? NOT_LIVE : NOT_ACTIVE;
+    const armed = (w & ~STATE) | ARMED | ((still << PENDING_SHIFT) & PENDING);
+    const push = (armed & QUEUED) === 0 && ((armed & (FORCE | ABANDONED)) !== 0 || (pendingOf(armed) & want) !== 0);
+    if (Atomics.compareExchange(words, slot, w, armed | (push ? QUEUED : 0)) === w) return push ? FORCED_PUSH : OK;
+  }
+}
+
+/**
+ * An armed EDGE registration remembered readiness its interest did not want (`claim` said
+ * REMEMBERED): queues it if `want`, read again, wants it after all, since the interest may have
+ * changed as the holder re-armed. True when the caller must push the slot (Q is now set).
+ */
+export function queueIfWanted(words: Int32Array, slot: number, gen: number, want: number): boolean {
+  for (let w = words[slot]!; ; w = Atomics.load(words, slot)) {
+    if (genOf(w) !== gen || (w & STATE) !== ARMED || (w & QUEUED) !== 0 || (pendingOf(w) & want) === 0) return false;
+    if (Atomics.compareExchange(words, slot, w, w | QUEUED) === w) return true;
+  }
+}
+
 /** Whether (slot, gen) is a live registration: armed, held or re-arming. */
 export function isLive(words: Int32Array, slot: number, gen: number): boolean {
   const w = Atomics.load(words, slot);
@@ -251,10 +320,10 @@ export function release(words: Int32Array, slot: number): void {
   }
 }
 
-/** FREE → ARMED, keeping the generation set at release and Q. Returns the new token. */
-export function arm(words: Int32Array, slot: number, oneshot: boolean): number {
+/** FREE → ARMED, keeping the generation set at release and Q; `mode` is ONESHOT, EDGE or 0. Returns the new token. */
+export function arm(words: Int32Array, slot: number, mode: number): number {
   for (let w = words[slot]!; ; w = Atomics.load(words, slot)) {
-    const next = (w & (QUEUED | ~((1 << GEN_SHIFT) - 1))) | ARMED | (oneshot ? ONESHOT : 0);
+    const next = (w & (QUEUED | ~((1 << GEN_SHIFT) - 1))) | ARMED | mode;
     if (Atomics.compareExchange(words, slot, w, next) === w) return tokenOf(slot, genOf(w));
   }
 }

@@ -12,7 +12,7 @@ import { FIRST_BYTES, fixedProblem, growable, growableProblem, growTo, int32s } 
  * refused (ENOENT) rather than naming this reactor's registration of the same slot.
  */
 let firstGen = 1 + Math.floor(Math.random() * (GEN_LIMIT - 1));
-const FIRST_GEN_STEP = 648001; // about 0.618 of GEN_LIMIT - 1 and coprime with it: every generation is a start in turn
+const FIRST_GEN_STEP = 324019; // about 0.618 of GEN_LIMIT - 1, which is prime: every generation is a start in turn
 
 function nextFirstGen(): number {
   const gen = firstGen;
@@ -70,8 +70,8 @@ export interface TableMemory {
  * A freed slot waits its turn in FIFO order, and is taken again only while at least
  * K = min(REUSE_AFTER, capacity) slots are free, or once all `capacity` slots have been used.
  * So between two registrations of one slot, at least K - 1 other slots are freed (or, once all
- * have been used, every other free slot is taken once), and its generation (2^20 - 1 values)
- * comes round only after (2^20 - 1) × (K - 1), about 2^30, frees in the table.
+ * have been used, every other free slot is taken once), and its generation (2^19 - 1 values)
+ * comes round only after (2^19 - 1) × (K - 1), about 2^29, frees in the table.
  */
 export class Table {
   /** The state words, indexed by slot. */
@@ -167,10 +167,11 @@ export class Table {
   }
 
   /**
-   * Takes a slot for fd and arms it. Returns the token, or -1 when fd already has a live
+   * Takes a slot for fd and arms it in `mode` (ONESHOT, EDGE or 0, the state word's bits).
+   * Returns the token, or -1 when fd already has a live
    * registration, or -2 when the table is full.
    */
-  allocate(fd: number, interest: number, oneshot: boolean): number {
+  allocate(fd: number, interest: number, mode: number): number {
     lock(this.header, LOCK);
     try {
       const h = this.header;
@@ -197,7 +198,7 @@ export class Table {
       this.insert(fd, slot);
       this.fds[slot] = fd;
       this.interests[slot] = interest;
-      return arm(this.words, slot, oneshot);
+      return arm(this.words, slot, mode);
     } finally {
       unlock(this.header, LOCK);
     }

@@ -34,6 +34,7 @@ export const EPOLLERR = 0x008;
 export const EPOLLHUP = 0x010;
 export const EPOLLRDHUP = 0x2000;
 export const EPOLLONESHOT = 1 << 30;
+export const EPOLLET = 1 << 31;
 
 /**
  * struct epoll_event { uint32_t events; epoll_data_t data; } is __EPOLL_PACKED on x86-64 (12

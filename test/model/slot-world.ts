@@ -546,7 +546,7 @@ export function deleter(options: DeleterOptions): Program {
     release: () => [move('release', (w, me) => (doRelease(w, me.gen), (me.pc = options.readd ? 'arm' : 'stale')))],
     arm: () => [
       move(`arm(${options.readdOneshot ? 'oneshot' : 'dispatch'}) (re-add)`, (w, me) => {
-        const token = w.run((words) => arm(words, SLOT, options.readdOneshot));
+        const token = w.run((words) => arm(words, SLOT, options.readdOneshot ? ONESHOT : 0));
         expect(slotOfToken(token) === SLOT && genOfToken(token) === nextGen(me.gen), 'a re-add gets the next generation', () => `token ${token}`);
         me.spare = genOfToken(token);
         if (options.readdOneshot) w.oneshot |= 1 << me.spare;
@@ -782,7 +782,7 @@ export interface Start {
 export function startWorld(start: Start, actors: readonly Omit<Actor, 'gen'>[]): World {
   const w = new World();
   w.word = 1 << GEN_SHIFT;
-  const token = w.run((words) => arm(words, SLOT, start.oneshot));
+  const token = w.run((words) => arm(words, SLOT, start.oneshot ? ONESHOT : 0));
   const gen = genOfToken(token);
   if (start.oneshot) w.oneshot |= 1 << gen;
   w.kernelAdd(gen);

@@ -5,6 +5,7 @@
  */
 import { batchScenarios } from './batch.js';
 import { deadThreadScenarios } from './dead-threads.js';
+import { edgeScenarios } from './edge.js';
 import { deadlineScenarios } from './deadlines.js';
 import { dispatchScenarios } from './dispatch.js';
 import { forceScenarios } from './force.js';
@@ -28,6 +29,7 @@ export const scenarios: readonly Scenario[] = [
   ...stateScenarios,
   ...loopScenarios,
   ...batchScenarios,
+  ...edgeScenarios,
   ...tcpScenarios,
   ...stressScenarios,
 ];
