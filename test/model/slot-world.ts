@@ -115,6 +115,8 @@ export class World {
   abandons: number[] = new Array<number>(GENS).fill(0);
   /** Per generation: deliveries flagged ABANDONED. */
   abandonsDelivered: number[] = new Array<number>(GENS).fill(0);
+  /** Bit g: the kernel's readiness of generation g was handed on (P) and not yet delivered. */
+  handedOn = 0;
   /** Bit g: generation g is dead (beginDelete succeeded, or a ONESHOT delivery retired it). */
   deleted = 0;
   /** Bit g: generation g was released (freed). */
@@ -138,6 +140,7 @@ export class World {
     w.holder = this.holder;
     w.abandons = [...this.abandons];
     w.abandonsDelivered = [...this.abandonsDelivered];
+    w.handedOn = this.handedOn;
     w.deleted = this.deleted;
     w.released = this.released;
     w.oneshot = this.oneshot;
@@ -152,7 +155,7 @@ export class World {
       `${this.word}|${this.fdReady ? 1 : 0}|${e.present ? 1 : 0}${e.armed ? 1 : 0}${e.key}|${this.inFlight.join(',')}` +
       `|${this.queue.join(',')}|${this.forcesAccepted.join(',')}|${this.forcesDelivered.join(',')}` +
       `|${this.forceIsDeadline.map((d) => (d ? 1 : 0)).join('')}|${this.holder}|${this.abandons.join(',')}` +
-      `|${this.abandonsDelivered.join(',')}|${this.deleted}|${this.released}|${this.oneshot}|${actors}`
+      `|${this.abandonsDelivered.join(',')}|${this.handedOn}|${this.deleted}|${this.released}|${this.oneshot}|${actors}`
     );
   }
 
@@ -337,6 +340,12 @@ function deliver(w: World, me: Actor, gen: number, flags: number, via: string, r
     if (forced) saw((flags & Ready.TIMEOUT) !== 0 ? 'abandoned delivered with TIMEOUT' : 'abandoned delivered with FORCED');
     if ((flags & Ready.READABLE) !== 0) saw('abandoned delivered with readiness');
   }
+  if (w.handedOn & (1 << gen)) {
+    expect((flags & Ready.READABLE) !== 0, 'readiness handed on is delivered with the next delivery', () =>
+      `${via} delivered gen ${gen} without READABLE (flags ${flags}): ${w.describe()}`,
+    );
+    w.handedOn &= ~(1 << gen);
+  }
   if (flags & MUST_FREE) {
     w.deleted |= 1 << gen; // retired: its token is dead from this delivery on
     saw('ONESHOT delivery');
@@ -447,7 +456,10 @@ export function waiter(options: WaiterOptions): Program {
               expect(r === DROPPED, 'a stale kernel event is dropped', () => `claim(gen ${gen}) on ${describeWord(before)} returned ${r}`);
               saw('stale kernel event dropped');
             }
-            if (r === HANDED_ON) saw('readiness handed on to the re-arming thread');
+            if (r === HANDED_ON) {
+              w.handedOn |= 1 << gen;
+              saw('readiness handed on to the re-arming thread');
+            }
             if (r > 0) deliver(w, me, gen, r, `claim(kernel event gen ${gen})`, options.recordsApart);
           }),
         );
@@ -627,6 +639,7 @@ export function deleter(options: DeleterOptions): Program {
         expect(r === OK || wasDeleted, 'a live token is accepted', () => `beginDelete(gen ${me.gen}) returned ${r}: ${w.describe()}`);
         if (r === OK) {
           w.deleted |= 1 << me.gen;
+          w.handedOn &= ~(1 << me.gen); // deleted with it
           if (w.holders(me.gen).length > 0) saw('deleted while held');
           me.pc = 'remove';
         } else {
@@ -742,7 +755,6 @@ export function recoverer(target: string): Program {
     abandon: (_w, me) => [
       move(`abandon(gen ${me.gen})`, (w, me) => {
         const gen = me.gen;
-        const held = w.holders(gen);
         const forcePending = (w.word & FORCE) !== 0;
         const handedOn = (w.word & PENDING) !== 0;
         const r = w.run((words) => abandon(words, SLOT, gen));
@@ -753,8 +765,12 @@ export function recoverer(target: string): Program {
           me.pc = 'done';
           return;
         }
-        expect(held.length === 1 && held[0]!.pc === 'dead', "only a dead thread's event is handed on", () =>
-          `abandon(gen ${gen}) took it from ${held.map((a) => `${a.name}@${a.pc}`).join(', ') || 'nobody'}: ${w.describe()}`,
+        // What the call changed is the registration it handed on: gen, live, held by the dead thread.
+        const held = w.holders(w.gen);
+        const deadHolder = held.length === 1 && held[0]!.pc === 'dead';
+        expect(w.gen === gen && !w.isDeleted(gen) && deadHolder, "only a dead thread's live event is handed on", () =>
+          `abandon(gen ${gen}) handed on gen ${w.gen}${w.isDeleted(w.gen) ? ' (deleted)' : ''}, held by ` +
+          `${held.map((a) => `${a.name}@${a.pc}`).join(', ') || 'nobody'}: ${w.describe()}`,
         );
         held[0]!.pc = 'buried';
         w.abandons[gen]!++;
