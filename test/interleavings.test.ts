@@ -3,10 +3,13 @@
  * real Int32Array, checked against the invariants of docs/ARCHITECTURE.md ("The state word"): never two holders of
  * one registration; every readiness that exists while armed is delivered; a force is delivered
  * exactly once, never concurrently with a handler; nothing is delivered for a deleted token; a
- * stale token is refused; a ONESHOT delivery frees the registration and nothing follows it.
+ * stale token is refused; a ONESHOT delivery frees the registration and nothing follows it; a
+ * dead holder's event (threadExited, `abandon`) is delivered once more to a live waiter, flagged
+ * ABANDONED, unless deleted, and never leaves its slot ACTIVE or REARMING.
  *
  * The model (test/model/slot-world.ts) supplies what reactor.ts does around the transitions: a
- * dispatch-once, level-triggered kernel entry, events in flight to the waiters, the ready queue.
+ * dispatch-once, level-triggered kernel entry, events in flight to the waiters, the ready queue,
+ * the holder word and engine.ts's recovery of a dead thread's events.
  * The explorer (test/model/explore.ts) tries every order of the actors' atomic steps.
  */
 import { describe, expect, it } from 'vitest';
@@ -17,6 +20,7 @@ import {
   forcer,
   kernel,
   peer,
+  recoverer,
   slotModel,
   startWorld,
   strayRearm,
@@ -31,6 +35,10 @@ const MAX_DEPTH = 200;
 
 const handler = waiter({ mayRead: true, mayKeep: false });
 const handlerThatMayKeep = waiter({ mayRead: true, mayKeep: true });
+/** A handler whose thread may die holding the event or re-arming it. */
+const handlerThatMayDie = waiter({ mayRead: true, mayKeep: false, mayDie: true });
+/** A live handler whose holder word store is a step of its own: recovery's grace races it. */
+const liveHandler = waiter({ mayRead: true, mayKeep: false, recordsApart: true });
 
 /** The kernel and a peer that writes to the fd `writes` times, in every scenario. */
 function environment(writes: number): Omit<Actor, 'gen'>[] {
@@ -140,6 +148,65 @@ const scenarios: readonly Scenario[] = [
     minPaths: 100_000_000n,
     minStates: 1_500,
     reached: ['ONESHOT delivery', 'delete lost to a ONESHOT delivery', 'forced delivery', 'stale token refused', 'queue entry dropped'],
+  },
+  {
+    name: 'e',
+    why: 'a waiter that may die holding or re-arming, its recovery (threadExited), two live waiters, a forcer (plain, deadline, plain), the kernel',
+    world: () =>
+      startWorld(dispatch, [
+        { name: 'D', program: handlerThatMayDie, pc: 'wait', budget: 1, spare: 0 },
+        { name: 'W1', program: liveHandler, pc: 'wait', budget: 2, spare: 0 },
+        { name: 'W2', program: liveHandler, pc: 'wait', budget: 2, spare: 0 },
+        { name: 'R', program: recoverer('D'), pc: 'idle', budget: 0, spare: 0 },
+        { name: 'F', program: forcer(3), pc: 'force', budget: 3, spare: 0 },
+        ...environment(2),
+      ]),
+    minPaths: 1_000_000_000_000_000_000n,
+    minStates: 330_000,
+    reached: [
+      'died holding it',
+      'died re-arming, before its kernel enable',
+      'died re-arming, after its kernel enable',
+      'abandoned delivered via queue',
+      'abandoned delivered via kernel event',
+      'abandoned delivered by the final drain',
+      'abandon while a force pending',
+      'abandoned delivered with FORCED',
+      'abandoned delivered with TIMEOUT',
+      'abandon with readiness handed on',
+      'abandon found it queued already',
+      'queue entry dropped',
+      'collected a live claim before its holder store',
+      'recovery skipped: a live thread claimed it meanwhile',
+      'holder word kept: a live thread claimed it first',
+    ],
+  },
+  {
+    name: 'f',
+    why: 'a holder that may die, its recovery, a live waiter, a deleter that re-adds the slot and forces the new token, a forcer (plain, deadline), the kernel',
+    world: () =>
+      startWorld({ ...dispatch, fdReady: true, firstWaiterHolds: true }, [
+        { name: 'D', program: handlerThatMayDie, pc: 'wait', budget: 0, spare: 0 },
+        { name: 'W', program: liveHandler, pc: 'wait', budget: 2, spare: 0 },
+        { name: 'R', program: recoverer('D'), pc: 'idle', budget: 0, spare: 0 },
+        { name: 'Del', program: deleter({ readd: true, readdOneshot: false, forceNew: true }), pc: 'delete', budget: 0, spare: 0 },
+        { name: 'F', program: forcer(2), pc: 'force', budget: 2, spare: 0 },
+        ...environment(2),
+      ]),
+    minPaths: 10_000_000_000_000n,
+    minStates: 175_000,
+    reached: [
+      'abandon after delete: NOT_LIVE',
+      'delete BUSY until recovery: a dead thread was re-arming',
+      'deleted while held',
+      'abandoned delivered via queue',
+      'abandoned delivered via kernel event',
+      'abandon while a force pending',
+      'recovery skipped: a live thread claimed it meanwhile',
+      'collected a live claim before its holder store',
+      're-added under a stale queue entry',
+      'stale token refused',
+    ],
   },
 ];
 

@@ -364,19 +364,24 @@ export class Engine {
     table.refresh(); // every slot handed out so far, by any thread
     const words = this.words;
     const holders = this.holders;
+    // Tokens, not slots: abandon only the generation the dead thread held, never a re-added one.
     const held: number[] = [];
     for (let slot = 0; slot < words.length; slot++) {
       if (!dead.includes(holders[slot]!)) continue;
-      const state = Atomics.load(words, slot) & STATE;
-      if (state === ACTIVE || state === REARMING) held.push(slot);
+      const word = Atomics.load(words, slot);
+      const state = word & STATE;
+      if (state === ACTIVE || state === REARMING) held.push(tokenOf(slot, genOf(word)));
     }
     if (held.length > 0) Atomics.wait(pause, 0, 0, CLAIM_GRACE_MS);
     let handedOn = 0;
-    for (const slot of held) {
-      if (!dead.includes(holders[slot]!)) continue; // a live thread claimed it meanwhile
-      const r = abandon(words, slot, genOf(Atomics.load(words, slot)));
+    for (const token of held) {
+      const slot = slotOfToken(token);
+      const owner = holders[slot]!;
+      if (!dead.includes(owner)) continue; // a live thread claimed it meanwhile
+      const r = abandon(words, slot, genOfToken(token));
       if (r === NOT_LIVE) continue;
-      holders[slot] = 0;
+      // A live waiter may have claimed the abandoned event already: its holder word stays.
+      Atomics.compareExchange(holders, slot, owner, 0);
       handedOn++;
       if (r === FORCED_PUSH) this.memory.queue.push(slot);
     }

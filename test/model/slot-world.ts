@@ -1,15 +1,19 @@
 /**
  * A model of one registration slot, built around the real transitions of src/core/table.ts:
  * the state word lives in a real Int32Array and every transition is the real function. Around
- * it, models of what reactor.ts does with the results: a kernel entry with dispatch-once
- * semantics, events in flight from the kernel to the waiters, and the ready queue.
+ * it, models of what reactor.ts and engine.ts do with the results: a kernel entry with
+ * dispatch-once semantics, events in flight from the kernel to the waiters, the ready queue, the
+ * slot's holder word and the recovery of a dead thread's events.
  *
- * Actors (waiters, a forcer, a deleter, the kernel, the peer writing to the fd) are small
- * programs: a table from a program counter to the steps possible there. One step is one
- * transition call or one kernel or queue operation, so the explorer tries every order of them.
+ * Actors (waiters, one of which may die holding the event, the recovery that runs when it has
+ * died, a forcer, a deleter, the kernel, the peer writing to the fd) are small programs: a table
+ * from a program counter to the steps possible there. One step is one transition call or one
+ * kernel, queue or holder-word operation, so the explorer tries every order of them.
  */
 import { Ready } from '../../src/core/flags.js';
 import {
+  abandon,
+  ABANDONED,
   abortRearm,
   ACTIVE,
   ALREADY_FORCED,
@@ -105,6 +109,14 @@ export class World {
   forcesDelivered: number[] = new Array<number>(GENS).fill(0);
   /** Per generation: whether the force pending now came from a deadline (TIMEOUT). */
   forceIsDeadline: boolean[] = new Array<boolean>(GENS).fill(false);
+  /** The slot's holder word (ReactorMemory.holders): the index + 1 of the last actor a delivery recorded, 0 for none. */
+  holder = 0;
+  /** Per generation: abandons that handed a dead holder's event on (abandon did not return NOT_LIVE). */
+  abandons: number[] = new Array<number>(GENS).fill(0);
+  /** Per generation: deliveries flagged ABANDONED. */
+  abandonsDelivered: number[] = new Array<number>(GENS).fill(0);
+  /** Bit g: the kernel's readiness of generation g was handed on (P) and not yet delivered. */
+  handedOn = 0;
   /** Bit g: generation g is dead (beginDelete succeeded, or a ONESHOT delivery retired it). */
   deleted = 0;
   /** Bit g: generation g was released (freed). */
@@ -125,6 +137,10 @@ export class World {
     w.forcesAccepted = [...this.forcesAccepted];
     w.forcesDelivered = [...this.forcesDelivered];
     w.forceIsDeadline = [...this.forceIsDeadline];
+    w.holder = this.holder;
+    w.abandons = [...this.abandons];
+    w.abandonsDelivered = [...this.abandonsDelivered];
+    w.handedOn = this.handedOn;
     w.deleted = this.deleted;
     w.released = this.released;
     w.oneshot = this.oneshot;
@@ -138,7 +154,8 @@ export class World {
     return (
       `${this.word}|${this.fdReady ? 1 : 0}|${e.present ? 1 : 0}${e.armed ? 1 : 0}${e.key}|${this.inFlight.join(',')}` +
       `|${this.queue.join(',')}|${this.forcesAccepted.join(',')}|${this.forcesDelivered.join(',')}` +
-      `|${this.forceIsDeadline.map((d) => (d ? 1 : 0)).join('')}|${this.deleted}|${this.released}|${this.oneshot}|${actors}`
+      `|${this.forceIsDeadline.map((d) => (d ? 1 : 0)).join('')}|${this.holder}|${this.abandons.join(',')}` +
+      `|${this.abandonsDelivered.join(',')}|${this.handedOn}|${this.deleted}|${this.released}|${this.oneshot}|${actors}`
     );
   }
 
@@ -148,7 +165,7 @@ export class World {
     const actors = this.actors.map((a) => `${a.name}@${a.pc}${a.gen !== 0 ? `(gen ${a.gen})` : ''}`).join(' ');
     return (
       `word ${describeWord(this.word)}; fd ${this.fdReady ? 'ready' : 'idle'}; kernel entry ${kernel}; ` +
-      `in flight [${this.inFlight.join(',')}]; queue [${this.queue.join(',')}]; ${actors}`
+      `in flight [${this.inFlight.join(',')}]; queue [${this.queue.join(',')}]; holder word ${this.holderName()}; ${actors}`
     );
   }
 
@@ -176,6 +193,16 @@ export class World {
 
   isDeleted(gen: number): boolean {
     return (this.deleted & (1 << gen)) !== 0;
+  }
+
+  /** The actor the holder word names, for reports. */
+  holderName(): string {
+    return this.holder === 0 ? 'none' : (this.actors[this.holder - 1]?.name ?? `#${this.holder}`);
+  }
+
+  /** 1 when a dead holder's event of `gen` was handed on and not yet delivered. */
+  abandonPending(gen: number): number {
+    return this.abandons[gen]! - this.abandonsDelivered[gen]!;
   }
 
   /** 1 when a force of `gen` was accepted and not yet delivered. */
@@ -223,6 +250,7 @@ export function describeWord(word: number): string {
   if (word & TIMEOUT) s += '+T';
   if (word & PENDING) s += '+P';
   if (word & QUEUED) s += '+Q';
+  if (word & ABANDONED) s += '+A';
   if (word & ONESHOT) s += ' oneshot';
   return s;
 }
@@ -242,34 +270,52 @@ function move(label: string, run: (w: World, me: Actor) => void): Move {
   return { label, run };
 }
 
-/** Program counters at which a waiter holds the registration `gen` it was delivered. */
-const HOLDING = new Set(['handle', 'enable', 'endRearm', 'kept', 'oneshot-remove', 'oneshot-release', 'oneshot-rearm']);
+/**
+ * Program counters at which a waiter holds the registration `gen` it was delivered. A waiter
+ * that died holding it ('dead') holds it until recovery hands it on ('buried').
+ */
+const HOLDING = new Set(['record', 'handle', 'enable', 'endRearm', 'kept', 'oneshot-remove', 'oneshot-release', 'oneshot-rearm', 'dead']);
+
+/** Program counters of a live thread holding the registration, once its holder word is stored. */
+const LIVE_HOLDING = new Set(['handle', 'enable', 'endRearm', 'kept']);
 
 /** Program counters between arm and kernel add of a re-add. */
 const ADDING = new Set(['add']);
 
 /** Program counters at which an actor owes the ready queue a push (its transition set Q). */
-const OWES_PUSH = new Set(['push']);
+const OWES_PUSH = new Set(['push', 'clear-then-push']);
+
+/** What a delivered waiter does next: free a ONESHOT registration at once, or handle it. */
+function afterDelivery(w: World, me: Actor): string {
+  return (w.oneshot & (1 << me.gen)) !== 0 ? 'oneshot-remove' : 'handle';
+}
+
+/** The delivered waiter stores itself in the slot's holder word, as the engine does after a claim. */
+function recordHolder(w: World, me: Actor): void {
+  w.holder = w.actors.indexOf(me) + 1;
+}
 
 /**
  * A delivery to waiter `me`: the checks every delivery must pass, then the handler starts.
- * `flags` is what claim or deliveredReady returned.
+ * `flags` is what claim or deliveredReady returned. The holder word is stored with the
+ * delivery, or by a step of its own when `recordsApart`.
  */
-function deliver(w: World, me: Actor, gen: number, flags: number, via: string): void {
+function deliver(w: World, me: Actor, gen: number, flags: number, via: string, recordsApart = false): void {
   const forced = (flags & Ready.FORCED) !== 0;
+  const abandoned = (flags & Ready.ABANDONED) !== 0;
   expect(!w.isDeleted(gen), 'nothing is delivered for a deleted token', () => `${via} delivered dead gen ${gen}: ${w.describe()}`);
   const others = w.holders(gen).filter((a) => a !== me);
   expect(others.length === 0, 'never two holders of one registration', () =>
     `${me.name} got gen ${gen} (${via}) while ${others.map((a) => a.name).join(', ')} holds it: ${w.describe()}`,
   );
-  expect((flags & (Ready.READABLE | Ready.FORCED)) !== 0, 'every delivery has a cause', () =>
-    `${via} delivered gen ${gen} with neither readiness nor FORCED (flags ${flags}): ${w.describe()}`,
+  expect((flags & (Ready.READABLE | Ready.FORCED | Ready.ABANDONED)) !== 0, 'every delivery has a cause', () =>
+    `${via} delivered gen ${gen} with neither readiness, FORCED nor ABANDONED (flags ${flags}): ${w.describe()}`,
   );
   const oneshot = (w.oneshot & (1 << gen)) !== 0;
   expect(((flags & MUST_FREE) !== 0) === oneshot, 'a ONESHOT delivery, and only one, must free', () =>
     `gen ${gen} is ${oneshot ? '' : 'not '}ONESHOT but the delivery says ${flags & MUST_FREE ? '' : 'not '}MUST_FREE`,
   );
-  expect((w.word & (FORCE | TIMEOUT | PENDING)) === 0, 'a delivery consumes the force and handed-on readiness it carries', () =>
+  expect((w.word & (FORCE | TIMEOUT | PENDING | ABANDONED)) === 0, 'a delivery consumes the force, abandon and handed-on readiness it carries', () =>
     `${via} left ${describeWord(w.word)}: they would be delivered again`,
   );
   const pending = w.forcePending(gen);
@@ -284,13 +330,34 @@ function deliver(w: World, me: Actor, gen: number, flags: number, via: string): 
     w.forceIsDeadline[gen] = false;
     saw('forced delivery');
   }
+  const abandonPending = w.abandonPending(gen);
+  expect(abandoned === (abandonPending === 1), "a dead holder's event is delivered exactly once more, flagged ABANDONED", () =>
+    `${via} delivered gen ${gen} ${abandoned ? 'ABANDONED' : 'not ABANDONED'} with ${abandonPending} abandon(s) pending: ${w.describe()}`,
+  );
+  if (abandoned) {
+    w.abandonsDelivered[gen]!++;
+    saw(via.startsWith('claimQueued') ? 'abandoned delivered via queue' : 'abandoned delivered via kernel event');
+    if (forced) saw((flags & Ready.TIMEOUT) !== 0 ? 'abandoned delivered with TIMEOUT' : 'abandoned delivered with FORCED');
+    if ((flags & Ready.READABLE) !== 0) saw('abandoned delivered with readiness');
+  }
+  if (w.handedOn & (1 << gen)) {
+    expect((flags & Ready.READABLE) !== 0, 'readiness handed on is delivered with the next delivery', () =>
+      `${via} delivered gen ${gen} without READABLE (flags ${flags}): ${w.describe()}`,
+    );
+    w.handedOn &= ~(1 << gen);
+  }
   if (flags & MUST_FREE) {
     w.deleted |= 1 << gen; // retired: its token is dead from this delivery on
     saw('ONESHOT delivery');
   }
   me.gen = gen;
   me.budget--;
-  me.pc = flags & MUST_FREE ? 'oneshot-remove' : 'handle';
+  if (recordsApart) {
+    me.pc = 'record';
+  } else {
+    recordHolder(w, me);
+    me.pc = afterDelivery(w, me);
+  }
 }
 
 /** The checks on any operation made with a token: a dead one is refused, a live one is not. */
@@ -347,6 +414,24 @@ export interface WaiterOptions {
   readonly mayRead: boolean;
   /** The handler may end without re-arming: it keeps the registration for good. */
   readonly mayKeep: boolean;
+  /**
+   * The thread may stop for good while it holds the event (handling it) or re-arms it (before
+   * or after its kernel enable, e.g. a staged re-arm applied or not): it has died.
+   */
+  readonly mayDie?: boolean;
+  /**
+   * The holder word is stored by a step of its own after the winning claim, as in the engine:
+   * the window recovery's grace exists for. (Elsewhere it only multiplies the interleavings.)
+   */
+  readonly recordsApart?: boolean;
+}
+
+/** The step by which a waiter dies where it stands: it holds `gen` until recovery hands it on. */
+function dies(where: string): Move {
+  return move(`dies ${where}`, (_w, me) => {
+    me.pc = 'dead';
+    saw(`died ${where}`);
+  });
 }
 
 /**
@@ -371,8 +456,11 @@ export function waiter(options: WaiterOptions): Program {
               expect(r === DROPPED, 'a stale kernel event is dropped', () => `claim(gen ${gen}) on ${describeWord(before)} returned ${r}`);
               saw('stale kernel event dropped');
             }
-            if (r === HANDED_ON) saw('readiness handed on to the re-arming thread');
-            if (r > 0) deliver(w, me, gen, r, `claim(kernel event gen ${gen})`);
+            if (r === HANDED_ON) {
+              w.handedOn |= 1 << gen;
+              saw('readiness handed on to the re-arming thread');
+            }
+            if (r > 0) deliver(w, me, gen, r, `claim(kernel event gen ${gen})`, options.recordsApart);
           }),
         );
       }
@@ -395,9 +483,10 @@ export function waiter(options: WaiterOptions): Program {
         if (word === DROPPED) return saw('queue entry dropped');
         const gen = genOf(word);
         const flags = deliveredReady(word, 0);
-        deliver(w, me, gen, flags, `claimQueued (word ${describeWord(word)})`);
+        deliver(w, me, gen, flags, `claimQueued (word ${describeWord(word)})`, options.recordsApart);
       }),
     ],
+    record: () => [move('store holder word', (w, me) => (recordHolder(w, me), (me.pc = afterDelivery(w, me))))],
     handle: (w) => {
       const moves: Move[] = [];
       if (options.mayRead && w.fdReady) {
@@ -405,6 +494,16 @@ export function waiter(options: WaiterOptions): Program {
       }
       moves.push(
         move('beginRearm', (w, me) => {
+          // Reactor.rearm refuses a thread the holder word does not name, before any transition.
+          if (w.holder !== w.actors.indexOf(me) + 1) {
+            w.result = ` -> refused, holder word names ${w.holderName()}`;
+            const held = w.gen === me.gen && w.state === ACTIVE;
+            expect(!held, 'the holder may rearm', () => `EPERM for ${me.name}, which holds gen ${me.gen}: ${w.describe()}`);
+            expect(w.isDeleted(me.gen), 'a live token is accepted', () => `rearm(gen ${me.gen}) refused: ${w.describe()}`);
+            saw('holder found its registration deleted');
+            me.pc = 'wait';
+            return;
+          }
           const r = w.run((words) => beginRearm(words, SLOT, me.gen));
           w.result = ` -> ${resultLabel(r)}`;
           checkTokenResult(w, me.gen, r, 'beginRearm');
@@ -426,6 +525,7 @@ export function waiter(options: WaiterOptions): Program {
           }),
         );
       }
+      if (options.mayDie) moves.push(dies('holding it'));
       return moves;
     },
     enable: (_w, me) => {
@@ -450,6 +550,7 @@ export function waiter(options: WaiterOptions): Program {
           }),
         );
       }
+      if (options.mayDie) moves.push(dies('re-arming, before its kernel enable'));
       return moves;
     },
     endRearm: () => [
@@ -459,9 +560,12 @@ export function waiter(options: WaiterOptions): Program {
         me.pc = mustPush ? 'push' : 'wait';
         if (mustPush) saw('endRearm pushed');
       }),
+      ...(options.mayDie ? [dies('re-arming, after its kernel enable')] : []),
     ],
     push: () => [move('push ready queue', (w, me) => (w.push(SLOT), (me.pc = 'wait')))],
     kept: () => [],
+    dead: () => [],
+    buried: () => [],
     // ONESHOT: the waiter frees the slot at once (Reactor.freeSlot), then its handler runs.
     'oneshot-remove': () => [move('kernel remove (ONESHOT)', (w, me) => (w.kernelRemove(me.gen), (me.pc = 'oneshot-release')))],
     'oneshot-release': () => [move('release (ONESHOT)', (w, me) => (doRelease(w, me.gen), (me.pc = 'oneshot-rearm')))],
@@ -529,11 +633,13 @@ export function deleter(options: DeleterOptions): Program {
         checkTokenResult(w, me.gen, r, 'beginDelete');
         if (r === BUSY) {
           expect(w.state === REARMING, 'BUSY only while a rearm is in flight', () => describeWord(w.word));
+          if (w.holders(me.gen).some((a) => a.pc === 'dead')) saw('delete BUSY until recovery: a dead thread was re-arming');
           return saw('delete BUSY while re-arming'); // retried: a stutter, the state is unchanged
         }
         expect(r === OK || wasDeleted, 'a live token is accepted', () => `beginDelete(gen ${me.gen}) returned ${r}: ${w.describe()}`);
         if (r === OK) {
           w.deleted |= 1 << me.gen;
+          w.handedOn &= ~(1 << me.gen); // deleted with it
           if (w.holders(me.gen).length > 0) saw('deleted while held');
           me.pc = 'remove';
         } else {
@@ -599,6 +705,88 @@ export const strayRearm: Program = {
       : [],
 };
 
+/** The engine's compareExchange of the holder word from the dead thread to 0: a live claim's store stays. */
+function clearHolder(w: World, dead: number): void {
+  if (w.holder === dead) w.holder = 0;
+  else saw('holder word kept: a live thread claimed it first');
+}
+
+function abandonLabel(r: number): string {
+  return r === NOT_LIVE ? 'NOT_LIVE' : r === FORCED_PUSH ? 'push' : 'no push (already queued)';
+}
+
+/**
+ * Engine.threadExited for the thread of waiter `target`, once that thread has died or ended:
+ * collects the slot, with its generation, if the holder word names the thread and the slot is
+ * ACTIVE or REARMING; after the grace (every claim already won has stored its holder word)
+ * checks the holder word again; abandons the collected generation; clears the holder word
+ * unless a live claim stored its own; pushes when told. The model's waiters never sleep, so
+ * its wake-up is not a step.
+ */
+export function recoverer(target: string): Program {
+  const deadOf = (w: World): number => w.actors.findIndex((a) => a.name === target) + 1;
+  return {
+    idle: (w) => {
+      const t = w.actors[deadOf(w) - 1]!;
+      if (t.pc !== 'dead' && !(t.pc === 'wait' && t.budget === 0)) return [];
+      return [
+        move(`threadExited(${target}): collect`, (w, me) => {
+          const s = w.state;
+          const collected = w.holder === deadOf(w) && (s === ACTIVE || s === REARMING);
+          w.result = collected ? ` -> held (gen ${w.gen})` : ' -> nothing held';
+          me.gen = w.gen;
+          me.pc = collected ? 'check' : 'done';
+          if (collected && w.holders(w.gen).some((a) => a.pc === 'record')) saw('collected a live claim before its holder store');
+        }),
+      ];
+    },
+    // The grace: a live thread that won a claim stores its holder word within it.
+    check: (w) =>
+      w.actors.some((a) => a.pc === 'record')
+        ? []
+        : [
+            move('grace, then holder word check', (w, me) => {
+              const still = w.holder === deadOf(w);
+              w.result = still ? ' -> still the dead thread' : ` -> ${w.holderName()}: skipped`;
+              me.pc = still ? 'abandon' : 'done';
+              if (!still) saw('recovery skipped: a live thread claimed it meanwhile');
+            }),
+          ],
+    abandon: (_w, me) => [
+      move(`abandon(gen ${me.gen})`, (w, me) => {
+        const gen = me.gen;
+        const forcePending = (w.word & FORCE) !== 0;
+        const handedOn = (w.word & PENDING) !== 0;
+        const r = w.run((words) => abandon(words, SLOT, gen));
+        w.result = ` -> ${abandonLabel(r)}`;
+        if (r === NOT_LIVE) {
+          expect(w.isDeleted(gen), "a dead holder's event is handed on unless deleted", () => `abandon(gen ${gen}) returned NOT_LIVE: ${w.describe()}`);
+          saw('abandon after delete: NOT_LIVE');
+          me.pc = 'done';
+          return;
+        }
+        // What the call changed is the registration it handed on: gen, live, held by the dead thread.
+        const held = w.holders(w.gen);
+        const deadHolder = held.length === 1 && held[0]!.pc === 'dead';
+        expect(w.gen === gen && !w.isDeleted(gen) && deadHolder, "only a dead thread's live event is handed on", () =>
+          `abandon(gen ${gen}) handed on gen ${w.gen}${w.isDeleted(w.gen) ? ' (deleted)' : ''}, held by ` +
+          `${held.map((a) => `${a.name}@${a.pc}`).join(', ') || 'nobody'}: ${w.describe()}`,
+        );
+        held[0]!.pc = 'buried';
+        w.abandons[gen]!++;
+        if (forcePending) saw('abandon while a force pending');
+        if (handedOn) saw('abandon with readiness handed on');
+        if (r === FORCED_LATER) saw('abandon found it queued already');
+        me.pc = r === FORCED_PUSH ? 'clear-then-push' : 'clear';
+      }),
+    ],
+    clear: () => [move('clear holder word', (w, me) => (clearHolder(w, deadOf(w)), (me.pc = 'done')))],
+    'clear-then-push': () => [move('clear holder word', (w, me) => (clearHolder(w, deadOf(w)), (me.pc = 'push')))],
+    push: () => [move('push ready queue', (w, me) => (w.push(SLOT), (me.pc = 'done')))],
+    done: () => [],
+  };
+}
+
 /** The kernel: an armed entry on a ready fd fires once (dispatch-once disarms it). */
 export const kernel: Program = {
   run: (w) =>
@@ -632,9 +820,28 @@ const stateInvariants: Readonly<Record<string, (w: World) => string | null>> = {
     const held = w.holders(w.gen);
     const s = w.state;
     if (s === ARMED && held.length > 0) return `ARMED but held by ${held[0]!.name}`;
-    if (s === ACTIVE && (held.length !== 1 || !['handle', 'kept'].includes(held[0]!.pc))) return 'ACTIVE but nobody handles it';
-    if (s === REARMING && (held.length !== 1 || !['enable', 'endRearm'].includes(held[0]!.pc))) return 'REARMING but nobody re-arms it';
+    if (s === ACTIVE && (held.length !== 1 || !['record', 'handle', 'kept', 'dead'].includes(held[0]!.pc))) return 'ACTIVE but nobody handles it';
+    if (s === REARMING && (held.length !== 1 || !['enable', 'endRearm', 'dead'].includes(held[0]!.pc))) return 'REARMING but nobody re-arms it';
     return null;
+  },
+
+  // A live thread handling or re-arming the registration is the one its holder word names.
+  'the holder word names the live holder': (w) => {
+    if (!w.live) return null;
+    const live = w.holders(w.gen).filter((a) => LIVE_HOLDING.has(a.pc));
+    if (live.length === 0 || w.holder === w.actors.indexOf(live[0]!) + 1) return null;
+    return `${live[0]!.name} holds gen ${w.gen}, the holder word names ${w.holderName()}`;
+  },
+
+  // A is set exactly while a dead holder's event, handed on once, awaits its delivery.
+  'a pending abandon is the A bit': (w) => {
+    for (let g = 0; g < GENS; g++) {
+      const p = w.abandonPending(g);
+      if (p < 0 || p > 1) return `gen ${g}: ${w.abandons[g]} abandons, ${w.abandonsDelivered[g]} delivered`;
+    }
+    if (!w.live) return null;
+    const a = (w.word & ABANDONED) !== 0;
+    return a === (w.abandonPending(w.gen) === 1) ? null : `A is ${a ? 'set' : 'clear'} with ${w.abandonPending(w.gen)} abandon pending`;
   },
 
   // F is set exactly while one accepted force awaits its delivery; T only with a deadline's.
@@ -663,16 +870,18 @@ const stateInvariants: Readonly<Record<string, (w: World) => string | null>> = {
   // Every readiness that exists while armed is delivered: checked in every state, not only at
   // the end, as "it has a carrier". Readiness of an ARMED registration nobody holds is carried by
   // the armed kernel entry, an event in flight, or handed-on readiness (P) in the ready queue; a
-  // pending force or P is always in the ready queue (Q: in the ring, about to be, or popped).
-  // Not while an add is in progress (the slot is armed, its kernel entry not added yet).
+  // pending force, abandon or P is always in the ready queue (Q: in the ring, about to be, or
+  // popped). An abandoned event carries the readiness too: its next holder re-arms (a dead
+  // thread's re-arm may never have reached the kernel). Not while an add is in progress (the
+  // slot is armed, its kernel entry not added yet).
   'every readiness that exists while armed is delivered': (w) => {
     if (w.state !== ARMED || w.actors.some((a) => ADDING.has(a.pc))) return null;
     const queued = (w.word & QUEUED) !== 0;
-    if ((w.word & (FORCE | PENDING)) !== 0 && !queued) return 'a force or handed-on readiness is pending and not queued';
+    if ((w.word & (FORCE | PENDING | ABANDONED)) !== 0 && !queued) return 'a force, abandon or handed-on readiness is pending and not queued';
     if (!w.fdReady) return null;
     const kernelWillFire = w.entry.present && w.entry.armed && w.entry.key === w.gen;
     const eventInFlight = w.inFlight.includes(w.gen);
-    const handedOn = (w.word & PENDING) !== 0 && queued;
+    const handedOn = (w.word & (PENDING | ABANDONED)) !== 0 && queued;
     return kernelWillFire || eventInFlight || handedOn ? null : 'the fd is ready and nothing will deliver it';
   },
 
@@ -700,6 +909,9 @@ export function checkState(w: World): void {
  * - A force is delivered exactly once: then FORCED deliveries equal the forces that returned
  *   FORCED_PUSH or FORCED_LATER. (Not for a registration deleted with a force pending, which
  *   cancels it, nor for one a handler keeps, whose force waits for its rearm.)
+ * - Nothing is stuck: a live registration is ARMED, or kept by a live handler (never ACTIVE or
+ *   REARMING under a dead holder once recovery ran), and a dead holder's event handed on was
+ *   delivered, flagged ABANDONED, as many times as it was handed on: once.
  */
 export function checkEnd(w: World): void {
   for (let g = 1; g < GENS; g++) {
@@ -707,18 +919,26 @@ export function checkEnd(w: World): void {
     expect((w.released & (1 << g)) !== 0, 'a deleted registration is freed', () => `gen ${g} deleted, never released: ${w.describe()}`);
   }
   const gen = w.gen;
-  if (!w.live || w.holders(gen).length > 0) return;
+  const held = w.holders(gen);
+  expect(!w.live || w.state === ARMED || held.some((a) => a.pc === 'kept'), 'the slot never gets stuck', () =>
+    `${describeWord(w.word)} held by ${held.map((a) => `${a.name}@${a.pc}`).join(', ') || 'nobody'} at the end: ${w.describe()}`,
+  );
+  if (!w.live || held.length > 0) return;
   let settled = w;
-  if (w.fdReady || (w.word & (FORCE | PENDING)) !== 0) {
+  if (w.fdReady || (w.word & (FORCE | PENDING | ABANDONED)) !== 0) {
     const armedAndReady = w.entry.present && w.entry.armed && w.fdReady;
     const inFlight = w.inFlight.includes(gen);
-    const queued = w.queue.includes(SLOT) && (w.word & (FORCE | PENDING)) !== 0;
+    const queued = w.queue.includes(SLOT) && (w.word & (FORCE | PENDING | ABANDONED)) !== 0;
     expect(armedAndReady || inFlight || queued, 'no lost wake-up', () => `readiness or a force pending, nothing to deliver it: ${w.describe()}`);
     settled = drain(w);
+    if (w.abandonPending(gen) === 1) saw('abandoned delivered by the final drain');
     saw(w.forcePending(gen) === 1 ? 'force delivered by the final drain' : 'readiness delivered by the final drain');
   }
   expect(settled.forcesAccepted[gen] === settled.forcesDelivered[gen], 'a force is delivered exactly once', () =>
     `${settled.forcesAccepted[gen]} forces accepted, ${settled.forcesDelivered[gen]} delivered: ${settled.describe()}`,
+  );
+  expect(settled.abandons[gen] === settled.abandonsDelivered[gen], "a dead holder's event is delivered exactly once more, flagged ABANDONED", () =>
+    `${settled.abandons[gen]} handed on, ${settled.abandonsDelivered[gen]} delivered: ${settled.describe()}`,
   );
 }
 
