@@ -20,6 +20,9 @@ import {
   FORCED_PUSH,
   genOf,
   genOfToken,
+  holderAttachment,
+  holderGen,
+  holderOf,
   isLive,
   MUST_FREE,
   NOT_LIVE,
@@ -293,7 +296,7 @@ export class Engine {
         if (ready === REMEMBERED && queueIfWanted(this.words, slot, gen, wantOf(table.interests[slot]!))) this.pushReady(slot);
         continue;
       }
-      this.holders[slot] = this.me;
+      this.holders[slot] = holderOf(this.me, gen);
       events.tokens[n] = token;
       events.ready[n] = ready & USER_READY;
       n++;
@@ -313,7 +316,7 @@ export class Engine {
       const want = wantOf(table.interests[slot]!);
       const word = claimQueued(this.words, slot, want);
       if (word === 0) continue;
-      this.holders[slot] = this.me;
+      this.holders[slot] = holderOf(this.me, genOf(word));
       const ready = deliveredReady(word, 0, want);
       const token = tokenOf(slot, genOf(word));
       events.tokens[n] = token;
@@ -324,10 +327,16 @@ export class Engine {
     return n;
   }
 
+  /** Whether another thread holds generation `gen` of `slot`: only the holder may re-arm it. */
+  heldByAnother(slot: number, gen: number): boolean {
+    const holder = this.holders[slot]!;
+    return holder !== holderOf(this.me, gen) && holderGen(holder) === gen;
+  }
+
   /** `rearm` of an EDGE registration: a transition, and a push if something is pending. */
   rearmEdge(token: number, slot: number, gen: number, nextInterest: number, still: number): void {
     const table = this.memory.table;
-    if (table.holders[slot] !== this.me || (Atomics.load(this.words, slot) & STATE) !== ACTIVE) {
+    if (this.heldByAnother(slot, gen) || (Atomics.load(this.words, slot) & STATE) !== ACTIVE) {
       throw this.rearmError(token, slot, gen, false);
     }
     if (nextInterest !== 0) table.interests[slot] = nextInterest;
@@ -340,7 +349,7 @@ export class Engine {
   rearmError(token: number, slot: number, gen: number, dead: boolean): ReactorError {
     if (this.memory.lifetime.closed) return closedError();
     const word = Atomics.load(this.words, slot);
-    if (!dead && genOf(word) === gen && (word & STATE) === ACTIVE && this.holders[slot] !== this.me) {
+    if (!dead && genOf(word) === gen && (word & STATE) === ACTIVE && this.heldByAnother(slot, gen)) {
       return new ReactorError('EPERM', `token ${token} is held by another thread: only the thread wait() delivered it to may rearm it`);
     }
     if (!dead && !isLive(this.words, slot, gen)) dead = true;
@@ -367,17 +376,18 @@ export class Engine {
     // Tokens, not slots: abandon only the generation the dead thread held, never a re-added one.
     const held: number[] = [];
     for (let slot = 0; slot < words.length; slot++) {
-      if (!dead.includes(holders[slot]!)) continue;
+      if (!dead.includes(holderAttachment(holders[slot]!))) continue;
       const word = Atomics.load(words, slot);
       const state = word & STATE;
-      if (state === ACTIVE || state === REARMING) held.push(tokenOf(slot, genOf(word)));
+      if ((state === ACTIVE || state === REARMING) && holderGen(holders[slot]!) === genOf(word)) held.push(tokenOf(slot, genOf(word)));
     }
     if (held.length > 0) Atomics.wait(pause, 0, 0, CLAIM_GRACE_MS);
     let handedOn = 0;
     for (const token of held) {
       const slot = slotOfToken(token);
       const owner = holders[slot]!;
-      if (!dead.includes(owner)) continue; // a live thread claimed it meanwhile
+      // A live thread claimed it meanwhile, or the slot was taken again.
+      if (!dead.includes(holderAttachment(owner)) || holderGen(owner) !== genOfToken(token)) continue;
       const r = abandon(words, slot, genOfToken(token));
       if (r === NOT_LIVE) continue;
       // A live waiter may have claimed the abandoned event already: its holder word stays.

@@ -141,7 +141,7 @@ export class CoreReactor {
     // No lifetime count here, to keep the hot path short: a REARMING slot holds the kernel
     // objects open instead (finalize waits until no slot is REARMING), and CLOSED is read
     // after entering REARMING, so either this call sees it or the finalizer sees the slot.
-    if (this.memory.table.holders[slot] !== this.engine.me) throw this.engine.rearmError(token, slot, gen, false);
+    if (this.engine.heldByAnother(slot, gen)) throw this.engine.rearmError(token, slot, gen, false);
     const r = beginRearm(words, slot, gen);
     if (r !== OK) throw this.engine.rearmError(token, slot, gen, r === NOT_LIVE);
     if (lifetime.closed) {

@@ -108,6 +108,25 @@ export const REMEMBERED = -2;
 /** Bit in a delivery result: the registration is ONESHOT and now DELETING; remove and free it. */
 export const MUST_FREE = 1 << 8;
 
+/**
+ * A slot's holder word: the attachment its event was delivered to (1 to 256) and the
+ * generation delivered, so that a claim's late store, after its registration was deleted and
+ * the slot taken again, can never pass for a holder of the newer generation.
+ */
+export function holderOf(attachment: number, gen: number): number {
+  return attachment | (gen << 9);
+}
+
+/** The attachment a holder word names. */
+export function holderAttachment(holder: number): number {
+  return holder & 0x1ff;
+}
+
+/** The generation a holder word names. */
+export function holderGen(holder: number): number {
+  return holder >>> 9;
+}
+
 /** The readiness an interest wants delivered: its directions, and HANGUP and ERROR always. */
 export function wantOf(interest: number): number {
   return interest | Ready.HANGUP | Ready.ERROR;
