@@ -93,15 +93,21 @@ async function openIdle(demo: Demo): Promise<{ echo: Peer[]; http: Peer[] }> {
   return { echo, http };
 }
 
-/** Each idle connection sends once more (the `round`th time) and must get its answer, still open. Returns how many did. */
+/**
+ * Each idle connection sends once more (the `round`th time) and must get its answer, still open.
+ * A hundred at a time: a burst of 2,000 requests at once would be a load test, not idle clients.
+ * Returns how many were answered.
+ */
 async function serveIdle(idle: { echo: Peer[]; http: Peer[] }, round: number): Promise<number> {
-  for (const p of idle.echo) p.socket.write('i');
-  for (const p of idle.http) p.socket.write(GET);
-  const answered = await Promise.all([
-    ...idle.echo.map((p) => p.receives(round, 10_000)),
-    ...idle.http.map((p) => p.receives(round * OK_LENGTH, 10_000)),
-  ]);
-  return [...idle.echo, ...idle.http].filter((p, i) => answered[i] && !p.ended).length;
+  const all = [...idle.echo.map((p) => [p, 'i', round] as const), ...idle.http.map((p) => [p, GET, round * OK_LENGTH] as const)];
+  let answered = 0;
+  for (let at = 0; at < all.length; at += 100) {
+    const batch = all.slice(at, at + 100);
+    for (const [p, request] of batch) p.socket.write(request);
+    const got = await Promise.all(batch.map(([p, , bytes]) => p.receives(bytes, 10_000)));
+    answered += batch.filter(([p], i) => got[i] && !p.ended).length;
+  }
+  return answered;
 }
 
 async function idleConnections(demo: Demo, idle: { echo: Peer[]; http: Peer[] }): Promise<Outcome> {
