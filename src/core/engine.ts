@@ -284,19 +284,25 @@ export class Engine {
   private claimKernelEvents(events: Events, n: number, got: number): number {
     const raw = this.raw;
     const table = this.memory.table;
+    const me = this.me;
+    // This thread's views, made again only when an event names a slot past them.
+    let { words, interests, holders } = table;
     for (let i = 0; i < got; i++) {
       const token = raw.tokens[i]!;
       const slot = slotOfToken(token);
-      if (!table.covers(slot)) continue;
+      if (slot >= words.length) {
+        if (!table.covers(slot)) continue;
+        ({ words, interests, holders } = table);
+      }
       const gen = genOfToken(token);
-      const ready = claim(this.words, slot, gen, raw.ready[i]!, wantOf(table.interests[slot]!));
+      const ready = claim(words, slot, gen, raw.ready[i]!, wantOf(interests[slot]!));
       if (ready <= 0) {
         // An armed EDGE registration kept what its interest did not want: the holder may have
         // changed the interest as it re-armed, so look again (see queueIfWanted).
-        if (ready === REMEMBERED && queueIfWanted(this.words, slot, gen, wantOf(table.interests[slot]!))) this.pushReady(slot);
+        if (ready === REMEMBERED && queueIfWanted(words, slot, gen, wantOf(interests[slot]!))) this.pushReady(slot);
         continue;
       }
-      this.holders[slot] = holderOf(this.me, gen);
+      holders[slot] = holderOf(me, gen);
       events.tokens[n] = token;
       events.ready[n] = ready & USER_READY;
       n++;

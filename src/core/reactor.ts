@@ -135,8 +135,8 @@ export class CoreReactor {
     const slot = this.slotOf(token);
     const gen = genOfToken(token);
     const nextInterest = interest === undefined ? 0 : checkInterest(interest);
-    const words = this.words;
-    const lifetime = this.memory.lifetime;
+    const { lifetime, table } = this.memory;
+    const words = table.words;
     if ((words[slot]! & EDGE) !== 0) return this.engine.rearmEdge(token, slot, gen, nextInterest, checkReady(stillReady));
     // No lifetime count here, to keep the hot path short: a REARMING slot holds the kernel
     // objects open instead (finalize waits until no slot is REARMING), and CLOSED is read
@@ -148,7 +148,6 @@ export class CoreReactor {
       abortRearm(words, slot);
       throw closedError();
     }
-    const table = this.memory.table;
     if (nextInterest !== 0) table.interests[slot] = nextInterest;
     const staged = this.engine.staged;
     if (staged !== undefined) {
