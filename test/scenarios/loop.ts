@@ -25,7 +25,9 @@ export const loopScenarios: Scenario[] = [
           clearInterval(tick);
           console.log(`${ctx.backend} watch: ${delivered} deliveries and ${ticks} timer ticks (of about 100) in 500 ms`);
           assert.ok(delivered >= 1000, `${delivered} deliveries`);
-          assert.ok(ticks >= 20, `timers kept firing while events flowed: ${ticks} ticks`);
+          // A loop that watch() starved would tick about once; a loaded machine (Wine, neighbours)
+          // takes some ticks away even from a free one, so the bound is generous.
+          assert.ok(ticks >= 8, `timers kept firing while events flowed: ${ticks} ticks`);
         },
         { capacity: 128 },
       ),
