@@ -1,13 +1,16 @@
 /**
  * W3 echo: evdispatch's echo server (examples/echo-server) against a `node:net` echo server,
  * `node:cluster` with 2 workers, and a plain C epoll echo server (bench/c/echo-server.c), all
- * driven by one load generator (bench/c/echo-load.c) in the same run.
+ * driven by one load generator (bench/c/echo-load.c) in the same run. The C server runs twice:
+ * level-triggered with one thread (C, the cheapest correct epoll server), and dispatch-once
+ * with two threads (C oneshot×2: EPOLLONESHOT, re-armed with EPOLL_CTL_MOD after each message),
+ * which shows what dispatch-once itself costs in C.
  *
  * CONNECTIONS connections (64) in a closed loop: each sends SIZE bytes (64), waits for the whole
  * echo, and sends again at once. Each server runs in its own process, so its CPU time is its
  * own: read from /proc (every thread; for the cluster, primary and workers) over the measured
  * window. The generator records each round trip's latency in a histogram. Runs alternate
- * (C, node:net, evd T=1, cluster, evd T=2, the order rotated every round) for several rounds,
+ * (C, node:net, evd T=1, cluster, evd T=2, C oneshot×2, the order rotated every round) for several rounds,
  * so a noisy neighbour hurts all alike, and the table shows medians.
  *
  * CPUs: the generator is pinned to CPU 0; a one-thread server to CPU 1, so they never share.
@@ -41,21 +44,22 @@ const USAGE =
   'usage: node build/bench/echo.js [--rounds N] [--seconds S] [--warmup S] [--connections N] [--size BYTES] [--servers LIST] [--help]';
 
 /** The servers, in the order each round starts from. */
-const SERVERS = ['C', 'node:net', 'evd T=1', 'cluster×2', 'evd T=2'] as const;
+const SERVERS = ['C', 'node:net', 'evd T=1', 'cluster×2', 'evd T=2', 'C oneshot×2'] as const;
 type ServerName = (typeof SERVERS)[number];
-const SERVER_KEYS: Record<string, ServerName> = { c: 'C', net: 'node:net', evd1: 'evd T=1', cluster2: 'cluster×2', evd2: 'evd T=2' };
+const SERVER_KEYS: Record<string, ServerName> = { c: 'C', net: 'node:net', evd1: 'evd T=1', cluster2: 'cluster×2', evd2: 'evd T=2', coneshot2: 'C oneshot×2' };
 
 const HELP = `${USAGE}
 
 W3 echo: closed-loop round trips against evdispatch's echo server (1 and 2 threads), node:net,
-node:cluster with 2 workers and a C epoll server, one load generator, interleaved, medians.
+node:cluster with 2 workers and a C epoll server (level-triggered with 1 thread, and
+dispatch-once: EPOLLONESHOT with 2 threads), one load generator, interleaved, medians.
   --rounds N       rounds, each one run per server (default 3)
   --seconds S      measured seconds per run (default 2)
   --warmup S       seconds each run runs before measuring, for the JIT and the caches (default 1)
   --connections N  connections, each in a closed loop (default 64)
   --size BYTES     bytes per message (default 64)
-  --servers LIST   comma-separated subset of c,net,evd1,cluster2,evd2 (default all)
-The C programs are compiled with the machine's cc (-O2); without cc the C server is skipped and
+  --servers LIST   comma-separated subset of c,net,evd1,cluster2,evd2,coneshot2 (default all)
+The C programs are compiled with the machine's cc (-O2); without cc the C servers are skipped and
 a Node load generator (bench/echo-load.ts) stands in for the C one. Linux only (/proc, epoll).`;
 
 const LINUX_ONLY = 'W3 reads server CPU from /proc and compares with an epoll server in C: it runs on Linux only';
@@ -155,13 +159,14 @@ interface Server {
 }
 
 function serverThreads(name: ServerName): number {
-  return name === 'evd T=2' || name === 'cluster×2' ? 2 : 1;
+  return name === 'evd T=2' || name === 'cluster×2' || name === 'C oneshot×2' ? 2 : 1;
 }
 
 async function startServer(name: ServerName, cServer: string | undefined, cpus: string | undefined): Promise<Server> {
   const node = process.execPath;
-  if (name === 'C') {
-    const child = new Child('the C echo server', cServer!, ['0'], cpus);
+  if (name === 'C' || name === 'C oneshot×2') {
+    const args = name === 'C' ? ['0'] : ['0', '--oneshot', '--threads', '2'];
+    const child = new Child(`the ${name} echo server`, cServer!, args, cpus);
     const [, port] = await child.line(/^port (\d+)$/, START_MS);
     return { port: Number(port), pids: [child.pid], stop: () => child.stop('SIGTERM', STOP_MS) };
   }
@@ -315,7 +320,7 @@ function summarize(samples: Sample[]): Summary {
 function describe(name: ServerName, round: number, s: Sample): string {
   const rate = (s.roundTrips / s.wallNs) * 1e9;
   return (
-    `round ${round} ${name.padEnd(9)}: ${thousands(rate)} round trips/s, p50 ${(s.p50Ns / 1e3).toFixed(0)} µs, ` +
+    `round ${round} ${name.padEnd(11)}: ${thousands(rate)} round trips/s, p50 ${(s.p50Ns / 1e3).toFixed(0)} µs, ` +
     `p99 ${(s.p99Ns / 1e3).toFixed(0)} µs, server ${(s.serverCpuNs / s.roundTrips / 1e3).toFixed(2)} CPU µs/rt ` +
     `(${(s.serverCpuNs / s.wallNs).toFixed(2)} cores), generator ${(s.generatorCpuNs / s.wallNs).toFixed(2)} cores, ` +
     `others ${Math.max(0, s.otherCpuNs / s.wallNs).toFixed(2)} cores` +
@@ -382,6 +387,7 @@ function table(o: Options, samples: ReadonlyMap<ServerName, Sample[]>, s: Setup,
   }
   const head = ['server', 'CPUs', 'rt/s', '×net', '×C', 'p50 µs', '×net', '×C', 'p99 µs', '×net', '×C', 'CPU µs/rt (user)', '×net', '×C', 'syscalls/rt', 'server cores', 'gen cores', 'other cores'];
   const evd2 = samples.get('evd T=2');
+  const oneshot = samples.get('C oneshot×2');
   const target = (base: Sample[] | undefined, goal: number, label: string): string => {
     const r = evd2 === undefined ? undefined : ratio(evd2, base, rate);
     if (r === undefined) return `${label}: not measured`;
@@ -400,6 +406,7 @@ function table(o: Options, samples: ReadonlyMap<ServerName, Sample[]>, s: Setup,
     '',
     target(net, 1.2, 'evd T=2 rt/s ×net'),
     target(c, 0.9, 'evd T=2 rt/s ×C'),
+    target(oneshot, 1.2, 'evd T=2 rt/s ×C oneshot×2'),
   ].join('\n');
 }
 
@@ -410,7 +417,7 @@ async function main(): Promise<number> {
   workDir = dir;
   try {
     const notes: string[] = [];
-    const cServer = compileC('echo-server', dir);
+    const cServer = compileC('echo-server', dir, ['-pthread']);
     const cLoad = compileC('echo-load', dir);
     if (cServer === undefined || cLoad === undefined) {
       notes.push('no C compiler (`cc` is not on PATH): no C server, and the load generator is the Node one (apt-get install gcc)');
@@ -423,7 +430,7 @@ async function main(): Promise<number> {
       load: cLoad === undefined ? [process.execPath, NODE_LOAD] : [cLoad],
       place: placement(),
     };
-    const servers = o.servers.filter((name) => name !== 'C' || cServer !== undefined);
+    const servers = o.servers.filter((name) => !name.startsWith('C') || cServer !== undefined);
     const samples = new Map<ServerName, Sample[]>(servers.map((name) => [name, []]));
     for (let round = 1; round <= o.rounds; round++) {
       for (let i = 0; i < servers.length; i++) {
