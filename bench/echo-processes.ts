@@ -1,11 +1,13 @@
 /**
- * The processes of the W3 echo benchmark (bench/echo.ts): starting them pinned with taskset,
- * reading their lines and their CPU time from /proc, and stopping every one of them, also when
- * the benchmark fails or is interrupted (each is tracked for common.ts killAll).
+ * The processes of the W3 echo and HTTP benchmarks (bench/echo.ts, bench/http.ts): where they
+ * run, starting them pinned with taskset, reading their lines and their CPU time from /proc,
+ * and stopping every one of them, also when the benchmark fails or is interrupted (each is
+ * tracked for common.ts killAll).
  */
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { once } from 'node:events';
 import { readdirSync, readFileSync } from 'node:fs';
+import { availableParallelism } from 'node:os';
 import { createInterface } from 'node:readline';
 import { track } from './common.js';
 
@@ -152,4 +154,50 @@ export function canPin(): boolean {
 export function canRenice(nice: number): boolean {
   const r = spawnSync('nice', ['-n', String(nice), 'nice'], { encoding: 'utf8' });
   return r.status === 0 && r.stderr.trim() === ''; // nice warns, and runs it anyway, when it may not
+}
+
+/** Where each kind of process runs: taskset CPU lists, or undefined for anywhere. */
+export interface Placement {
+  readonly generator: string | undefined;
+  /** The generator's niceness, when it may be raised. */
+  readonly generatorNice: number | undefined;
+  readonly oneThread: string | undefined;
+  readonly twoThreads: string | undefined;
+  /** How the processes share the CPUs, in words, for the table. */
+  readonly note: string;
+}
+
+/** The generator's niceness: ahead of a server thread that shares its CPU. */
+const GENERATOR_NICE = -10;
+
+/**
+ * The load generator on CPU 0, one-thread servers on CPU 1, two-thread servers on CPUs 1-2
+ * (0-1 on a 2-CPU machine, sharing with the generator), where taskset can pin.
+ */
+export function placement(): Placement {
+  const cpus = availableParallelism();
+  const nice = canRenice(GENERATOR_NICE) ? GENERATOR_NICE : undefined;
+  const priority =
+    nice === undefined
+      ? 'the generator runs at normal priority (raising it needs root), so a server thread on its CPU competes with it as an equal'
+      : `the generator runs at nice ${nice}, so that a server thread on its CPU takes only the time the generator leaves`;
+  if (cpus < 2 || !canPin()) {
+    return { generator: undefined, generatorNice: nice, oneThread: undefined, twoThreads: undefined, note: `not pinned (${cpus} CPU(s), or no taskset): everything shares; ${priority}` };
+  }
+  if (cpus === 2) {
+    return {
+      generator: '0',
+      generatorNice: nice,
+      oneThread: '1',
+      twoThreads: '0,1',
+      note: `generator on CPU 0; one-thread servers on CPU 1; two-thread servers on CPUs 0-1, sharing CPU 0 with the generator (2 CPUs); ${priority}`,
+    };
+  }
+  return {
+    generator: '0',
+    generatorNice: nice,
+    oneThread: '1',
+    twoThreads: '1,2',
+    note: `generator on CPU 0; one-thread servers on CPU 1; two-thread servers on CPUs 1-2; ${priority}`,
+  };
 }

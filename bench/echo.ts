@@ -36,8 +36,8 @@ import { availableParallelism, loadavg, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { fileURLToPath } from 'node:url';
-import { commandLine, compileC, grid, integer, killAll, median, seconds, UsageError } from './common.js';
-import { canPin, canRenice, Child, commandOf, cpuOf, machineBusyNs, type Cpu } from './echo-processes.js';
+import { commandLine, compileC, grid, integer, killAll, median, ratio, seconds, UsageError } from './common.js';
+import { Child, commandOf, cpuOf, machineBusyNs, placement, type Cpu, type Placement } from './echo-processes.js';
 import { perfCounted, SyscallCounter } from './perf.js';
 
 const USAGE =
@@ -105,48 +105,6 @@ function readOptions(values: Record<keyof typeof FLAGS, string>): Options {
     connections: integer('connections', values.connections, 1, 10000),
     size: integer('size', values.size, 1, 1 << 20),
     servers: SERVERS.filter((s) => servers.includes(s)),
-  };
-}
-
-/** Where each kind of process runs: taskset CPU lists, or undefined for anywhere. */
-interface Placement {
-  readonly generator: string | undefined;
-  /** The generator's niceness, when it may be raised. */
-  readonly generatorNice: number | undefined;
-  readonly oneThread: string | undefined;
-  readonly twoThreads: string | undefined;
-  /** How the processes share the CPUs, in words, for the table. */
-  readonly note: string;
-}
-
-/** The generator's niceness: ahead of a server thread that shares its CPU. */
-const GENERATOR_NICE = -10;
-
-function placement(): Placement {
-  const cpus = availableParallelism();
-  const nice = canRenice(GENERATOR_NICE) ? GENERATOR_NICE : undefined;
-  const priority =
-    nice === undefined
-      ? 'the generator runs at normal priority (raising it needs root), so a server thread on its CPU competes with it as an equal'
-      : `the generator runs at nice ${nice}, so that a server thread on its CPU takes only the time the generator leaves`;
-  if (cpus < 2 || !canPin()) {
-    return { generator: undefined, generatorNice: nice, oneThread: undefined, twoThreads: undefined, note: `not pinned (${cpus} CPU(s), or no taskset): everything shares; ${priority}` };
-  }
-  if (cpus === 2) {
-    return {
-      generator: '0',
-      generatorNice: nice,
-      oneThread: '1',
-      twoThreads: '0,1',
-      note: `generator on CPU 0; one-thread servers on CPU 1; two-thread servers on CPUs 0-1, sharing CPU 0 with the generator (2 CPUs); ${priority}`,
-    };
-  }
-  return {
-    generator: '0',
-    generatorNice: nice,
-    oneThread: '1',
-    twoThreads: '1,2',
-    note: `generator on CPU 0; one-thread servers on CPU 1; two-thread servers on CPUs 1-2; ${priority}`,
   };
 }
 
@@ -338,17 +296,6 @@ const rate: Figure = (s) => (s.roundTrips / s.wallNs) * 1e9;
 const p50: Figure = (s) => s.p50Ns;
 const p99: Figure = (s) => s.p99Ns;
 const cpuPerRoundTrip: Figure = (s) => s.serverCpuNs / s.roundTrips;
-
-/**
- * The ratio of a server's figure to a baseline's: the median over rounds of each round's ratio,
- * so that the machine's own drift between rounds cancels out (the two runs of a round are close
- * in time); '-' without the baseline.
- */
-function ratio(runs: readonly Sample[], base: readonly Sample[] | undefined, f: Figure): number | undefined {
-  if (base === undefined) return undefined;
-  const ratios = runs.flatMap((x, i) => (base[i] === undefined ? [] : [f(x) / f(base[i])]));
-  return ratios.length === 0 ? undefined : median(ratios);
-}
 
 /** Generator cores at or above this: the generator, not the server, set the pace. */
 const SATURATED = 0.97;
