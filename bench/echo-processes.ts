@@ -8,6 +8,7 @@ import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { once } from 'node:events';
 import { readdirSync, readFileSync } from 'node:fs';
 import { availableParallelism } from 'node:os';
+import { fileURLToPath } from 'node:url';
 import { createInterface } from 'node:readline';
 import { track } from './common.js';
 
@@ -200,4 +201,47 @@ export function placement(): Placement {
     twoThreads: '1,2',
     note: `generator on CPU 0; one-thread servers on CPU 1; two-thread servers on CPUs 1-2; ${priority}`,
   };
+}
+
+/** Bounds on waiting for a child to be ready, and to stop, so that a stuck one ends the run. */
+export const START_MS = 15_000;
+export const STOP_MS = 5_000;
+
+/** A server process (or a cluster) ready for connections. */
+export interface Server {
+  readonly port: number;
+  /** Every process whose CPU counts: the server, or a cluster's primary and workers. */
+  readonly pids: readonly number[];
+  stop(): Promise<void>;
+}
+
+/** The programs started, found from build/bench/, where tsc emits this file. */
+const NODE_SERVER = fileURLToPath(new URL('./echo-node-server.js', import.meta.url));
+const WATCHDOG = new URL('./echo-watchdog.js', import.meta.url).href;
+const DEMO = fileURLToPath(new URL('../examples/echo-server/main.js', import.meta.url));
+
+/** bench/echo-node-server.ts with `args` (--workers, --http), `label` naming it in errors. */
+export async function startNodeServer(label: string, args: readonly string[], cpus: string | undefined): Promise<Server> {
+  const child = new Child(label, process.execPath, [NODE_SERVER, ...args], cpus);
+  const [, port, pids] = await child.line(/^port (\d+) pids ([\d,]+)$/, START_MS);
+  const all = pids!.split(',').map(Number);
+  return {
+    port: Number(port),
+    pids: all,
+    stop: async () => {
+      await child.stop('SIGTERM', STOP_MS);
+      // The primary kills its workers as it stops; any it could not are killed here.
+      for (const pid of all.slice(1)) if (commandOf(pid)?.includes('echo-node-server') === true) process.kill(pid, 'SIGKILL');
+    },
+  };
+}
+
+/** The demo (examples/echo-server) with `threads` threads, on free ports; its echo or HTTP port. */
+export async function startDemo(threads: number, serving: 'echo' | 'HTTP', cpus: string | undefined): Promise<Server> {
+  const args = ['--import', WATCHDOG, DEMO, '--threads', String(threads), '--port', '0', '--http-port', '0', '--idle-ms', '600000'];
+  const child = new Child(`evdispatch's demo server (${threads} threads)`, process.execPath, args, cpus);
+  // "echo on HOST:PORT, HTTP on HOST:PORT, ..."
+  const [, echo, http] = await child.line(/^echo on [^ ]*:(\d+), HTTP on [^ ]*:(\d+),/, START_MS);
+  // SIGTERM: its graceful stop, quick once the load's connections are gone.
+  return { port: Number(serving === 'echo' ? echo : http), pids: [child.pid], stop: () => child.stop('SIGTERM', STOP_MS) };
 }

@@ -37,7 +37,7 @@ import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { fileURLToPath } from 'node:url';
 import { commandLine, compileC, grid, integer, killAll, median, ratio, seconds, UsageError } from './common.js';
-import { Child, commandOf, cpuOf, machineBusyNs, placement, type Cpu, type Placement } from './echo-processes.js';
+import { Child, cpuOf, machineBusyNs, placement, startDemo, startNodeServer, START_MS, STOP_MS, type Cpu, type Placement, type Server } from './echo-processes.js';
 import { perfCounted, SyscallCounter } from './perf.js';
 
 const USAGE =
@@ -68,17 +68,12 @@ const LINUX_ONLY = 'W3 reads server CPU from /proc and compares with an epoll se
 const SYSCALL_WINDOW_MS = 400;
 /** What the table shows where perf cannot count. */
 const WITHOUT_PERF = 'syscalls per round trip are not shown';
-/** Bounds on every wait for a child, so that a stuck one ends the run instead of hanging it. */
-const START_MS = 15_000;
+/** Bound on waiting for a mark of the generator, so that a stuck one ends the run instead of hanging it. */
 const MARK_MS = 10_000;
-const STOP_MS = 5_000;
 
 const HOST = '127.0.0.1';
 /** The Node programs it starts, found from build/bench/, where tsc emits this file. */
 const NODE_LOAD = fileURLToPath(new URL('./echo-load.js', import.meta.url));
-const NODE_SERVER = fileURLToPath(new URL('./echo-node-server.js', import.meta.url));
-const WATCHDOG = new URL('./echo-watchdog.js', import.meta.url).href;
-const EVD_SERVER = fileURLToPath(new URL('../examples/echo-server/main.js', import.meta.url));
 
 interface Options {
   readonly rounds: number;
@@ -108,20 +103,11 @@ function readOptions(values: Record<keyof typeof FLAGS, string>): Options {
   };
 }
 
-/** A server process (or a cluster) ready for connections. */
-interface Server {
-  readonly port: number;
-  /** Every process whose CPU counts: the server, or a cluster's primary and workers. */
-  readonly pids: readonly number[];
-  stop(): Promise<void>;
-}
-
 function serverThreads(name: ServerName): number {
   return name === 'evd T=2' || name === 'cluster×2' || name === 'C oneshot×2' ? 2 : 1;
 }
 
 async function startServer(name: ServerName, cServer: string | undefined, cpus: string | undefined): Promise<Server> {
-  const node = process.execPath;
   if (name === 'C' || name === 'C oneshot×2') {
     const args = name === 'C' ? ['0'] : ['0', '--oneshot', '--threads', '2'];
     const child = new Child(`the ${name} echo server`, cServer!, args, cpus);
@@ -129,26 +115,9 @@ async function startServer(name: ServerName, cServer: string | undefined, cpus: 
     return { port: Number(port), pids: [child.pid], stop: () => child.stop('SIGTERM', STOP_MS) };
   }
   if (name === 'node:net' || name === 'cluster×2') {
-    const workers = name === 'node:net' ? '0' : '2';
-    const child = new Child(`the ${name} echo server`, node, [NODE_SERVER, '--workers', workers], cpus);
-    const [, port, pids] = await child.line(/^port (\d+) pids ([\d,]+)$/, START_MS);
-    const all = pids!.split(',').map(Number);
-    return {
-      port: Number(port),
-      pids: all,
-      stop: async () => {
-        await child.stop('SIGTERM', STOP_MS);
-        // The primary kills its workers as it stops; any it could not are killed here.
-        for (const pid of all.slice(1)) if (commandOf(pid)?.includes('echo-node-server') === true) process.kill(pid, 'SIGKILL');
-      },
-    };
+    return startNodeServer(`the ${name} echo server`, ['--workers', name === 'node:net' ? '0' : '2'], cpus);
   }
-  const threads = String(serverThreads(name));
-  const args = ['--import', WATCHDOG, EVD_SERVER, '--threads', threads, '--port', '0', '--http-port', '0', '--idle-ms', '600000'];
-  const child = new Child(`evdispatch's echo server (${threads} threads)`, node, args, cpus);
-  const [, port] = await child.line(/^echo on [^ ]*:(\d+),/, START_MS);
-  // SIGTERM: its graceful stop, quick once the generator's connections are gone.
-  return { port: Number(port), pids: [child.pid], stop: () => child.stop('SIGTERM', STOP_MS) };
+  return startDemo(serverThreads(name), 'echo', cpus);
 }
 
 /** What the generator reports for one interval (see bench/c/echo-load.c). */

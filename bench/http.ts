@@ -22,9 +22,8 @@ import { spawnSync } from 'node:child_process';
 import { once } from 'node:events';
 import { connect } from 'node:net';
 import { availableParallelism, loadavg } from 'node:os';
-import { fileURLToPath } from 'node:url';
 import { commandLine, grid, integer, killAll, median, ratio, UsageError } from './common.js';
-import { Child, commandOf, cpuOf, placement, type Placement } from './echo-processes.js';
+import { Child, cpuOf, placement, startDemo, startNodeServer, STOP_MS, type Placement, type Server } from './echo-processes.js';
 
 const USAGE = 'usage: node build/bench/http.js [--rounds N] [--seconds S] [--warmup S] [--connections N] [--wrk-threads N] [--servers LIST] [--help]';
 
@@ -48,14 +47,9 @@ Needs wrk on PATH (apt-get install wrk); without it, says so and exits 0. Linux 
 const LINUX_ONLY = 'the HTTP benchmark reads server CPU from /proc: it runs on Linux only';
 
 const HOST = '127.0.0.1';
-const START_MS = 15_000;
-const STOP_MS = 5_000;
 /** wrk's own bound past its --duration before the run is taken as stuck. */
 const WRK_SLACK_MS = 15_000;
 
-const NODE_SERVER = fileURLToPath(new URL('./echo-node-server.js', import.meta.url));
-const WATCHDOG = new URL('./echo-watchdog.js', import.meta.url).href;
-const EVD_SERVER = fileURLToPath(new URL('../examples/echo-server/main.js', import.meta.url));
 
 interface Options {
   readonly rounds: number;
@@ -92,33 +86,11 @@ function serverThreads(name: ServerName): number {
   return name === 'evd T=2' || name === 'cluster×2' ? 2 : 1;
 }
 
-interface Server {
-  readonly port: number;
-  readonly pids: readonly number[];
-  stop(): Promise<void>;
-}
-
 async function startServer(name: ServerName, cpus: string | undefined): Promise<Server> {
-  const node = process.execPath;
   if (name === 'node:http' || name === 'cluster×2') {
-    const workers = name === 'node:http' ? '0' : '2';
-    const child = new Child(`the ${name} server`, node, [NODE_SERVER, '--http', '--workers', workers], cpus);
-    const [, port, pids] = await child.line(/^port (\d+) pids ([\d,]+)$/, START_MS);
-    const all = pids!.split(',').map(Number);
-    return {
-      port: Number(port),
-      pids: all,
-      stop: async () => {
-        await child.stop('SIGTERM', STOP_MS);
-        for (const pid of all.slice(1)) if (commandOf(pid)?.includes('echo-node-server') === true) process.kill(pid, 'SIGKILL');
-      },
-    };
+    return startNodeServer(`the ${name} server`, ['--http', '--workers', name === 'node:http' ? '0' : '2'], cpus);
   }
-  const threads = String(serverThreads(name));
-  const args = ['--import', WATCHDOG, EVD_SERVER, '--threads', threads, '--port', '0', '--http-port', '0', '--idle-ms', '600000'];
-  const child = new Child(`evdispatch's demo server (${threads} threads)`, node, args, cpus);
-  const [, port] = await child.line(/, HTTP on [^ ]*:(\d+),/, START_MS);
-  return { port: Number(port), pids: [child.pid], stop: () => child.stop('SIGTERM', STOP_MS) };
+  return startDemo(serverThreads(name), 'HTTP', cpus);
 }
 
 /** The bytes of the answer to one GET over a fresh connection (the server closes it after). */
