@@ -124,7 +124,8 @@ function micros(text: string): number {
 async function wrk(port: number, seconds: number, o: Options, place: Placement): Promise<Omit<Sample, 'serverCpuUsPerRequest'> & { readonly requests: number }> {
   const args = ['-t', String(o.wrkThreads), '-c', String(o.connections), '-d', `${seconds}s`, '--latency', `http://${HOST}:${port}/`];
   const child = new Child('wrk', 'wrk', args, place.generator, place.generatorNice);
-  const report = /^\s*(50%|99%)\s+(\S+)$|^\s*(\d+) requests in|^\s*Socket errors: connect (\d+), read (\d+), write (\d+), timeout (\d+)|^\s*Non-2xx or 3xx responses: (\d+)|^Requests\/sec:\s+([\d.]+)/;
+  // wrk pads a latency in seconds with a space after it.
+  const report = /^\s*(50%|99%)\s+(\S+)\s*$|^\s*(\d+) requests in|^\s*Socket errors: connect (\d+), read (\d+), write (\d+), timeout (\d+)|^\s*Non-2xx or 3xx responses: (\d+)|^Requests\/sec:\s+([\d.]+)/;
   const timeout = seconds * 1e3 + WRK_SLACK_MS;
   let p50Us = NaN;
   let p99Us = NaN;
@@ -139,6 +140,7 @@ async function wrk(port: number, seconds: number, o: Options, place: Placement):
     else if (m[8] !== undefined) errors += Number(m[8]);
     else {
       await child.stop(undefined, STOP_MS);
+      if ([p50Us, p99Us, requests].some(Number.isNaN)) throw new Error('wrk ended its report without its p50, p99 or request count');
       return { rate: Number(m[9]), p50Us, p99Us, errors, requests };
     }
   }
