@@ -101,3 +101,14 @@ export function grid(head: string[], rows: string[][], left: number): string[] {
   const line = (cells: string[]): string => cells.map((cell, i) => (i === left ? cell.padEnd(widths[i]!) : cell.padStart(widths[i]!))).join('  ');
   return [line(head), ...rows.map(line)];
 }
+
+/**
+ * The ratio of a server's figure to a baseline's: the median over rounds of each round's ratio,
+ * so that the machine's own drift between rounds cancels out (the two runs of a round are close
+ * in time); undefined without the baseline.
+ */
+export function ratio<S>(runs: readonly S[], base: readonly S[] | undefined, f: (s: S) => number): number | undefined {
+  if (base === undefined) return undefined;
+  const ratios = runs.flatMap((x, i) => (base[i] === undefined ? [] : [f(x) / f(base[i])]));
+  return ratios.length === 0 ? undefined : median(ratios);
+}

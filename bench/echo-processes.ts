@@ -1,11 +1,14 @@
 /**
- * The processes of the W3 echo benchmark (bench/echo.ts): starting them pinned with taskset,
- * reading their lines and their CPU time from /proc, and stopping every one of them, also when
- * the benchmark fails or is interrupted (each is tracked for common.ts killAll).
+ * The processes of the W3 echo and HTTP benchmarks (bench/echo.ts, bench/http.ts): where they
+ * run, starting them pinned with taskset, reading their lines and their CPU time from /proc,
+ * and stopping every one of them, also when the benchmark fails or is interrupted (each is
+ * tracked for common.ts killAll).
  */
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { once } from 'node:events';
 import { readdirSync, readFileSync } from 'node:fs';
+import { availableParallelism } from 'node:os';
+import { fileURLToPath } from 'node:url';
 import { createInterface } from 'node:readline';
 import { track } from './common.js';
 
@@ -152,4 +155,93 @@ export function canPin(): boolean {
 export function canRenice(nice: number): boolean {
   const r = spawnSync('nice', ['-n', String(nice), 'nice'], { encoding: 'utf8' });
   return r.status === 0 && r.stderr.trim() === ''; // nice warns, and runs it anyway, when it may not
+}
+
+/** Where each kind of process runs: taskset CPU lists, or undefined for anywhere. */
+export interface Placement {
+  readonly generator: string | undefined;
+  /** The generator's niceness, when it may be raised. */
+  readonly generatorNice: number | undefined;
+  readonly oneThread: string | undefined;
+  readonly twoThreads: string | undefined;
+  /** How the processes share the CPUs, in words, for the table. */
+  readonly note: string;
+}
+
+/** The generator's niceness: ahead of a server thread that shares its CPU. */
+const GENERATOR_NICE = -10;
+
+/**
+ * The load generator on CPU 0, one-thread servers on CPU 1, two-thread servers on CPUs 1-2
+ * (0-1 on a 2-CPU machine, sharing with the generator), where taskset can pin.
+ */
+export function placement(): Placement {
+  const cpus = availableParallelism();
+  const nice = canRenice(GENERATOR_NICE) ? GENERATOR_NICE : undefined;
+  const priority =
+    nice === undefined
+      ? 'the generator runs at normal priority (raising it needs root), so a server thread on its CPU competes with it as an equal'
+      : `the generator runs at nice ${nice}, so that a server thread on its CPU takes only the time the generator leaves`;
+  if (cpus < 2 || !canPin()) {
+    return { generator: undefined, generatorNice: nice, oneThread: undefined, twoThreads: undefined, note: `not pinned (${cpus} CPU(s), or no taskset): everything shares; ${priority}` };
+  }
+  if (cpus === 2) {
+    return {
+      generator: '0',
+      generatorNice: nice,
+      oneThread: '1',
+      twoThreads: '0,1',
+      note: `generator on CPU 0; one-thread servers on CPU 1; two-thread servers on CPUs 0-1, sharing CPU 0 with the generator (2 CPUs); ${priority}`,
+    };
+  }
+  return {
+    generator: '0',
+    generatorNice: nice,
+    oneThread: '1',
+    twoThreads: '1,2',
+    note: `generator on CPU 0; one-thread servers on CPU 1; two-thread servers on CPUs 1-2; ${priority}`,
+  };
+}
+
+/** Bounds on waiting for a child to be ready, and to stop, so that a stuck one ends the run. */
+export const START_MS = 15_000;
+export const STOP_MS = 5_000;
+
+/** A server process (or a cluster) ready for connections. */
+export interface Server {
+  readonly port: number;
+  /** Every process whose CPU counts: the server, or a cluster's primary and workers. */
+  readonly pids: readonly number[];
+  stop(): Promise<void>;
+}
+
+/** The programs started, found from build/bench/, where tsc emits this file. */
+const NODE_SERVER = fileURLToPath(new URL('./echo-node-server.js', import.meta.url));
+const WATCHDOG = new URL('./echo-watchdog.js', import.meta.url).href;
+const DEMO = fileURLToPath(new URL('../examples/echo-server/main.js', import.meta.url));
+
+/** bench/echo-node-server.ts with `args` (--workers, --http), `label` naming it in errors. */
+export async function startNodeServer(label: string, args: readonly string[], cpus: string | undefined): Promise<Server> {
+  const child = new Child(label, process.execPath, [NODE_SERVER, ...args], cpus);
+  const [, port, pids] = await child.line(/^port (\d+) pids ([\d,]+)$/, START_MS);
+  const all = pids!.split(',').map(Number);
+  return {
+    port: Number(port),
+    pids: all,
+    stop: async () => {
+      await child.stop('SIGTERM', STOP_MS);
+      // The primary kills its workers as it stops; any it could not are killed here.
+      for (const pid of all.slice(1)) if (commandOf(pid)?.includes('echo-node-server') === true) process.kill(pid, 'SIGKILL');
+    },
+  };
+}
+
+/** The demo (examples/echo-server) with `threads` threads, on free ports; its echo or HTTP port. */
+export async function startDemo(threads: number, serving: 'echo' | 'HTTP', cpus: string | undefined): Promise<Server> {
+  const args = ['--import', WATCHDOG, DEMO, '--threads', String(threads), '--port', '0', '--http-port', '0', '--idle-ms', '600000'];
+  const child = new Child(`evdispatch's demo server (${threads} threads)`, process.execPath, args, cpus);
+  // "echo on HOST:PORT, HTTP on HOST:PORT, ..."
+  const [, echo, http] = await child.line(/^echo on [^ ]*:(\d+), HTTP on [^ ]*:(\d+),/, START_MS);
+  // SIGTERM: its graceful stop, quick once the load's connections are gone.
+  return { port: Number(serving === 'echo' ? echo : http), pids: [child.pid], stop: () => child.stop('SIGTERM', STOP_MS) };
 }

@@ -1,13 +1,16 @@
 /**
  * W3 echo: evdispatch's echo server (examples/echo-server) against a `node:net` echo server,
  * `node:cluster` with 2 workers, and a plain C epoll echo server (bench/c/echo-server.c), all
- * driven by one load generator (bench/c/echo-load.c) in the same run.
+ * driven by one load generator (bench/c/echo-load.c) in the same run. The C server runs twice:
+ * level-triggered with one thread (C, the cheapest correct epoll server), and dispatch-once
+ * with two threads (C oneshot×2: EPOLLONESHOT, re-armed with EPOLL_CTL_MOD after each message),
+ * which shows what dispatch-once itself costs in C.
  *
  * CONNECTIONS connections (64) in a closed loop: each sends SIZE bytes (64), waits for the whole
  * echo, and sends again at once. Each server runs in its own process, so its CPU time is its
  * own: read from /proc (every thread; for the cluster, primary and workers) over the measured
  * window. The generator records each round trip's latency in a histogram. Runs alternate
- * (C, node:net, evd T=1, cluster, evd T=2, the order rotated every round) for several rounds,
+ * (C, node:net, evd T=1, cluster, evd T=2, C oneshot×2, the order rotated every round) for several rounds,
  * so a noisy neighbour hurts all alike, and the table shows medians.
  *
  * CPUs: the generator is pinned to CPU 0; a one-thread server to CPU 1, so they never share.
@@ -33,29 +36,30 @@ import { availableParallelism, loadavg, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { fileURLToPath } from 'node:url';
-import { commandLine, compileC, grid, integer, killAll, median, seconds, UsageError } from './common.js';
-import { canPin, canRenice, Child, commandOf, cpuOf, machineBusyNs, type Cpu } from './echo-processes.js';
+import { commandLine, compileC, grid, integer, killAll, median, ratio, seconds, UsageError } from './common.js';
+import { Child, cpuOf, machineBusyNs, placement, startDemo, startNodeServer, START_MS, STOP_MS, type Cpu, type Placement, type Server } from './echo-processes.js';
 import { perfCounted, SyscallCounter } from './perf.js';
 
 const USAGE =
   'usage: node build/bench/echo.js [--rounds N] [--seconds S] [--warmup S] [--connections N] [--size BYTES] [--servers LIST] [--help]';
 
 /** The servers, in the order each round starts from. */
-const SERVERS = ['C', 'node:net', 'evd T=1', 'cluster×2', 'evd T=2'] as const;
+const SERVERS = ['C', 'node:net', 'evd T=1', 'cluster×2', 'evd T=2', 'C oneshot×2'] as const;
 type ServerName = (typeof SERVERS)[number];
-const SERVER_KEYS: Record<string, ServerName> = { c: 'C', net: 'node:net', evd1: 'evd T=1', cluster2: 'cluster×2', evd2: 'evd T=2' };
+const SERVER_KEYS: Record<string, ServerName> = { c: 'C', net: 'node:net', evd1: 'evd T=1', cluster2: 'cluster×2', evd2: 'evd T=2', coneshot2: 'C oneshot×2' };
 
 const HELP = `${USAGE}
 
 W3 echo: closed-loop round trips against evdispatch's echo server (1 and 2 threads), node:net,
-node:cluster with 2 workers and a C epoll server, one load generator, interleaved, medians.
+node:cluster with 2 workers and a C epoll server (level-triggered with 1 thread, and
+dispatch-once: EPOLLONESHOT with 2 threads), one load generator, interleaved, medians.
   --rounds N       rounds, each one run per server (default 3)
   --seconds S      measured seconds per run (default 2)
   --warmup S       seconds each run runs before measuring, for the JIT and the caches (default 1)
   --connections N  connections, each in a closed loop (default 64)
   --size BYTES     bytes per message (default 64)
-  --servers LIST   comma-separated subset of c,net,evd1,cluster2,evd2 (default all)
-The C programs are compiled with the machine's cc (-O2); without cc the C server is skipped and
+  --servers LIST   comma-separated subset of c,net,evd1,cluster2,evd2,coneshot2 (default all)
+The C programs are compiled with the machine's cc (-O2); without cc the C servers are skipped and
 a Node load generator (bench/echo-load.ts) stands in for the C one. Linux only (/proc, epoll).`;
 
 const LINUX_ONLY = 'W3 reads server CPU from /proc and compares with an epoll server in C: it runs on Linux only';
@@ -64,17 +68,12 @@ const LINUX_ONLY = 'W3 reads server CPU from /proc and compares with an epoll se
 const SYSCALL_WINDOW_MS = 400;
 /** What the table shows where perf cannot count. */
 const WITHOUT_PERF = 'syscalls per round trip are not shown';
-/** Bounds on every wait for a child, so that a stuck one ends the run instead of hanging it. */
-const START_MS = 15_000;
+/** Bound on waiting for a mark of the generator, so that a stuck one ends the run instead of hanging it. */
 const MARK_MS = 10_000;
-const STOP_MS = 5_000;
 
 const HOST = '127.0.0.1';
 /** The Node programs it starts, found from build/bench/, where tsc emits this file. */
 const NODE_LOAD = fileURLToPath(new URL('./echo-load.js', import.meta.url));
-const NODE_SERVER = fileURLToPath(new URL('./echo-node-server.js', import.meta.url));
-const WATCHDOG = new URL('./echo-watchdog.js', import.meta.url).href;
-const EVD_SERVER = fileURLToPath(new URL('../examples/echo-server/main.js', import.meta.url));
 
 interface Options {
   readonly rounds: number;
@@ -104,88 +103,21 @@ function readOptions(values: Record<keyof typeof FLAGS, string>): Options {
   };
 }
 
-/** Where each kind of process runs: taskset CPU lists, or undefined for anywhere. */
-interface Placement {
-  readonly generator: string | undefined;
-  /** The generator's niceness, when it may be raised. */
-  readonly generatorNice: number | undefined;
-  readonly oneThread: string | undefined;
-  readonly twoThreads: string | undefined;
-  /** How the processes share the CPUs, in words, for the table. */
-  readonly note: string;
-}
-
-/** The generator's niceness: ahead of a server thread that shares its CPU. */
-const GENERATOR_NICE = -10;
-
-function placement(): Placement {
-  const cpus = availableParallelism();
-  const nice = canRenice(GENERATOR_NICE) ? GENERATOR_NICE : undefined;
-  const priority =
-    nice === undefined
-      ? 'the generator runs at normal priority (raising it needs root), so a server thread on its CPU competes with it as an equal'
-      : `the generator runs at nice ${nice}, so that a server thread on its CPU takes only the time the generator leaves`;
-  if (cpus < 2 || !canPin()) {
-    return { generator: undefined, generatorNice: nice, oneThread: undefined, twoThreads: undefined, note: `not pinned (${cpus} CPU(s), or no taskset): everything shares; ${priority}` };
-  }
-  if (cpus === 2) {
-    return {
-      generator: '0',
-      generatorNice: nice,
-      oneThread: '1',
-      twoThreads: '0,1',
-      note: `generator on CPU 0; one-thread servers on CPU 1; two-thread servers on CPUs 0-1, sharing CPU 0 with the generator (2 CPUs); ${priority}`,
-    };
-  }
-  return {
-    generator: '0',
-    generatorNice: nice,
-    oneThread: '1',
-    twoThreads: '1,2',
-    note: `generator on CPU 0; one-thread servers on CPU 1; two-thread servers on CPUs 1-2; ${priority}`,
-  };
-}
-
-/** A server process (or a cluster) ready for connections. */
-interface Server {
-  readonly port: number;
-  /** Every process whose CPU counts: the server, or a cluster's primary and workers. */
-  readonly pids: readonly number[];
-  stop(): Promise<void>;
-}
-
 function serverThreads(name: ServerName): number {
-  return name === 'evd T=2' || name === 'cluster×2' ? 2 : 1;
+  return name === 'evd T=2' || name === 'cluster×2' || name === 'C oneshot×2' ? 2 : 1;
 }
 
 async function startServer(name: ServerName, cServer: string | undefined, cpus: string | undefined): Promise<Server> {
-  const node = process.execPath;
-  if (name === 'C') {
-    const child = new Child('the C echo server', cServer!, ['0'], cpus);
+  if (name === 'C' || name === 'C oneshot×2') {
+    const args = name === 'C' ? ['0'] : ['0', '--oneshot', '--threads', '2'];
+    const child = new Child(`the ${name} echo server`, cServer!, args, cpus);
     const [, port] = await child.line(/^port (\d+)$/, START_MS);
     return { port: Number(port), pids: [child.pid], stop: () => child.stop('SIGTERM', STOP_MS) };
   }
   if (name === 'node:net' || name === 'cluster×2') {
-    const workers = name === 'node:net' ? '0' : '2';
-    const child = new Child(`the ${name} echo server`, node, [NODE_SERVER, '--workers', workers], cpus);
-    const [, port, pids] = await child.line(/^port (\d+) pids ([\d,]+)$/, START_MS);
-    const all = pids!.split(',').map(Number);
-    return {
-      port: Number(port),
-      pids: all,
-      stop: async () => {
-        await child.stop('SIGTERM', STOP_MS);
-        // The primary kills its workers as it stops; any it could not are killed here.
-        for (const pid of all.slice(1)) if (commandOf(pid)?.includes('echo-node-server') === true) process.kill(pid, 'SIGKILL');
-      },
-    };
+    return startNodeServer(`the ${name} echo server`, ['--workers', name === 'node:net' ? '0' : '2'], cpus);
   }
-  const threads = String(serverThreads(name));
-  const args = ['--import', WATCHDOG, EVD_SERVER, '--threads', threads, '--port', '0', '--http-port', '0', '--idle-ms', '600000'];
-  const child = new Child(`evdispatch's echo server (${threads} threads)`, node, args, cpus);
-  const [, port] = await child.line(/^echo on [^ ]*:(\d+),/, START_MS);
-  // SIGTERM: its graceful stop, quick once the generator's connections are gone.
-  return { port: Number(port), pids: [child.pid], stop: () => child.stop('SIGTERM', STOP_MS) };
+  return startDemo(serverThreads(name), 'echo', cpus);
 }
 
 /** What the generator reports for one interval (see bench/c/echo-load.c). */
@@ -315,7 +247,7 @@ function summarize(samples: Sample[]): Summary {
 function describe(name: ServerName, round: number, s: Sample): string {
   const rate = (s.roundTrips / s.wallNs) * 1e9;
   return (
-    `round ${round} ${name.padEnd(9)}: ${thousands(rate)} round trips/s, p50 ${(s.p50Ns / 1e3).toFixed(0)} µs, ` +
+    `round ${round} ${name.padEnd(11)}: ${thousands(rate)} round trips/s, p50 ${(s.p50Ns / 1e3).toFixed(0)} µs, ` +
     `p99 ${(s.p99Ns / 1e3).toFixed(0)} µs, server ${(s.serverCpuNs / s.roundTrips / 1e3).toFixed(2)} CPU µs/rt ` +
     `(${(s.serverCpuNs / s.wallNs).toFixed(2)} cores), generator ${(s.generatorCpuNs / s.wallNs).toFixed(2)} cores, ` +
     `others ${Math.max(0, s.otherCpuNs / s.wallNs).toFixed(2)} cores` +
@@ -333,17 +265,6 @@ const rate: Figure = (s) => (s.roundTrips / s.wallNs) * 1e9;
 const p50: Figure = (s) => s.p50Ns;
 const p99: Figure = (s) => s.p99Ns;
 const cpuPerRoundTrip: Figure = (s) => s.serverCpuNs / s.roundTrips;
-
-/**
- * The ratio of a server's figure to a baseline's: the median over rounds of each round's ratio,
- * so that the machine's own drift between rounds cancels out (the two runs of a round are close
- * in time); '-' without the baseline.
- */
-function ratio(runs: readonly Sample[], base: readonly Sample[] | undefined, f: Figure): number | undefined {
-  if (base === undefined) return undefined;
-  const ratios = runs.flatMap((x, i) => (base[i] === undefined ? [] : [f(x) / f(base[i])]));
-  return ratios.length === 0 ? undefined : median(ratios);
-}
 
 /** Generator cores at or above this: the generator, not the server, set the pace. */
 const SATURATED = 0.97;
@@ -382,6 +303,7 @@ function table(o: Options, samples: ReadonlyMap<ServerName, Sample[]>, s: Setup,
   }
   const head = ['server', 'CPUs', 'rt/s', '×net', '×C', 'p50 µs', '×net', '×C', 'p99 µs', '×net', '×C', 'CPU µs/rt (user)', '×net', '×C', 'syscalls/rt', 'server cores', 'gen cores', 'other cores'];
   const evd2 = samples.get('evd T=2');
+  const oneshot = samples.get('C oneshot×2');
   const target = (base: Sample[] | undefined, goal: number, label: string): string => {
     const r = evd2 === undefined ? undefined : ratio(evd2, base, rate);
     if (r === undefined) return `${label}: not measured`;
@@ -400,6 +322,7 @@ function table(o: Options, samples: ReadonlyMap<ServerName, Sample[]>, s: Setup,
     '',
     target(net, 1.2, 'evd T=2 rt/s ×net'),
     target(c, 0.9, 'evd T=2 rt/s ×C'),
+    target(oneshot, 1.2, 'evd T=2 rt/s ×C oneshot×2'),
   ].join('\n');
 }
 
@@ -410,7 +333,7 @@ async function main(): Promise<number> {
   workDir = dir;
   try {
     const notes: string[] = [];
-    const cServer = compileC('echo-server', dir);
+    const cServer = compileC('echo-server', dir, ['-pthread']);
     const cLoad = compileC('echo-load', dir);
     if (cServer === undefined || cLoad === undefined) {
       notes.push('no C compiler (`cc` is not on PATH): no C server, and the load generator is the Node one (apt-get install gcc)');
@@ -423,7 +346,7 @@ async function main(): Promise<number> {
       load: cLoad === undefined ? [process.execPath, NODE_LOAD] : [cLoad],
       place: placement(),
     };
-    const servers = o.servers.filter((name) => name !== 'C' || cServer !== undefined);
+    const servers = o.servers.filter((name) => !name.startsWith('C') || cServer !== undefined);
     const samples = new Map<ServerName, Sample[]>(servers.map((name) => [name, []]));
     for (let round = 1; round <= o.rounds; round++) {
       for (let i = 0; i < servers.length; i++) {
