@@ -170,6 +170,19 @@ it.each(MODES)('http_answers_pipelined_requests_in_order_in_%s_mode', async (mod
   assert.equal(client.ended, false);
 });
 
+it.each(MODES)('http_answers_a_burst_of_pipelined_requests_larger_than_its_buffers_in_%s_mode', async (mode) => {
+  const server = await serve({ mode });
+  const client = await Client.connect(server.httpPort);
+  // Far more than a connection's request and output areas: it stops reading with requests left
+  // in the socket many times, and nothing more arrives to raise an edge for them.
+  const REQUESTS = 4000;
+  client.socket.write(GET.repeat(REQUESTS));
+  await until('every answer', () => client.received >= REQUESTS * OK.length, 10_000);
+  await sleep(20);
+  assert.equal(client.text(), OK.repeat(REQUESTS));
+  assert.equal(server.stats().requests, REQUESTS);
+});
+
 it('http_answers_431_and_closes_for_an_oversized_head', async () => {
   const server = await serve();
   const client = await Client.connect(server.httpPort);
