@@ -4,7 +4,7 @@
  * from one delivery to the next (its fd, a half-read request, output a send left over) is in
  * its registration's state, because the next delivery may go to another thread.
  */
-import { Interest, ReactorError, Ready, type EventHandler, type WorkerContext } from '../../src/index.js';
+import { Interest, type Mode, ReactorError, Ready, type EventHandler, type WorkerContext } from '../../src/index.js';
 import * as net from '../../src/net/index.js';
 import { answer, BLANK, headLength, HttpRequest, MALFORMED, MAX_ANSWER, PARSED, parseHead, refuse, type Answer } from './http.js';
 import {
@@ -39,6 +39,8 @@ export interface ServerData {
   readonly connections: SharedArrayBuffer;
   readonly idleMs: number;
   readonly headerTimeoutMs: number;
+  /** How connections are registered: EDGE, or DISPATCH for comparison. */
+  readonly mode: Mode;
 }
 
 /** Failures that end one connection, not the server. */
@@ -142,12 +144,18 @@ class Connection {
 export function setup({ reactor, index, data }: WorkerContext<ServerData>): EventHandler {
   const shared = new Shared(data.shared, index + 1);
   const connections = new Connections(data.connections);
-  const { idleMs, headerTimeoutMs } = data;
+  const { idleMs, headerTimeoutMs, mode } = data;
   const thread = index + 1;
   const c = new Connection();
   const accepted = new Int32Array(ACCEPT_BATCH);
   const scratch = new Uint8Array(STATE_BYTES);
   const request = new HttpRequest();
+  /**
+   * Whether this delivery's last read filled what it asked for, so the socket may hold more. An
+   * EDGE registration is delivered again for that input only if the re-arm says it is still
+   * ready; a DISPATCH one is re-checked by the kernel and ignores it.
+   */
+  let mayHaveMore = false;
 
   function onListener(token: number, kind: Kind, state: Uint8Array): void {
     const fd = new DataView(state.buffer, state.byteOffset).getInt32(FD, true);
@@ -186,7 +194,7 @@ export function setup({ reactor, index, data }: WorkerContext<ServerData>): Even
     try {
       net.setNoDelay(fd, true); // echoes and answers are small writes: send them at once
       const at = now();
-      token = reactor.add(fd, Interest.READABLE, { state: header(kind, fd, cell, at, at + firstDeadline(kind)) });
+      token = reactor.add(fd, Interest.READABLE, { mode, state: header(kind, fd, cell, at, at + firstDeadline(kind)) });
     } catch (e) {
       net.close(fd);
       connections.unreserve(cell);
@@ -224,6 +232,7 @@ export function setup({ reactor, index, data }: WorkerContext<ServerData>): Even
 
   function onConnection(token: number, flags: number, kind: Kind, state: Uint8Array): void {
     c.load(token, kind, state);
+    mayHaveMore = false;
     if (c.handledBy(thread)) shared.add(C.handoffs, 1);
     if (flags & Ready.TIMEOUT && onTimeout()) return;
     let finished: boolean;
@@ -301,6 +310,13 @@ export function setup({ reactor, index, data }: WorkerContext<ServerData>): Even
     return c.kind === Kind.ECHO ? c.outRoom > 0 : c.outRoom >= MAX_ANSWER;
   }
 
+  /** recv, noting whether the socket may hold more than it gave. */
+  function read(into: Uint8Array, at: number, length: number): number {
+    const n = net.recv(c.fd, into, at, length);
+    mayHaveMore = n === length;
+    return n;
+  }
+
   /** Counts what recv returned; false when there is nothing more to read now. */
   function received(n: number): boolean {
     if (n > 0) {
@@ -322,14 +338,15 @@ export function setup({ reactor, index, data }: WorkerContext<ServerData>): Even
    * Echoes what the socket has. With nothing pending, it reads into this thread's scratch and
    * sends from there, so the bytes reach the shared state only if the socket refuses some;
    * behind pending output it reads straight after it: order is kept either way. A short read
-   * means the socket is empty: reading again would only cost an EAGAIN, and the re-arm
-   * re-checks readiness (level semantics), so nothing that comes after is missed.
+   * means the socket is empty: reading again would only cost an EAGAIN. What comes after is
+   * not missed: DISPATCH re-checks readiness at the re-arm, and under EDGE its arrival is an
+   * edge. Stopping with a full read (the budget, or no room), the re-arm says it is still ready.
    */
   function echo(): void {
     for (let budget = READ_BUDGET; budget > 0 && canRead(); ) {
       const direct = c.outLen === 0;
       const want = direct ? Math.min(c.outRoom, scratch.length) : c.outRoom;
-      const n = direct ? net.recv(c.fd, scratch, 0, want) : net.recv(c.fd, c.state, c.outAt + c.outLen, want);
+      const n = direct ? read(scratch, 0, want) : read(c.state, c.outAt + c.outLen, want);
       if (!received(n)) return;
       budget -= n;
       if (direct) {
@@ -378,11 +395,11 @@ export function setup({ reactor, index, data }: WorkerContext<ServerData>): Even
         break;
       }
       const room = REQUEST_MAX - c.reqLen;
-      const n = net.recv(c.fd, c.state, REQ_AT + c.reqLen, room);
+      const n = read(c.state, REQ_AT + c.reqLen, room);
       if (!received(n)) break;
       c.reqLen += n;
       budget -= n;
-      // As in echo(): answer what came, then let the re-arm look again.
+      // As in echo(): a short read means the socket is empty; answer what came and re-arm.
       drained = n < room;
       if (drained) emptied();
     }
@@ -453,7 +470,7 @@ export function setup({ reactor, index, data }: WorkerContext<ServerData>): Even
   /** Our side is shut: read and drop what the peer still sends, until it closes. */
   function linger(): void {
     for (let budget = READ_BUDGET; budget > 0; ) {
-      const n = net.recv(c.fd, c.state, c.outAt, c.outRoom);
+      const n = read(c.state, c.outAt, c.outRoom);
       if (n <= 0) {
         if (n === 0) c.flags |= Flag.PEER_DONE;
         return;
@@ -469,7 +486,7 @@ export function setup({ reactor, index, data }: WorkerContext<ServerData>): Even
       const reading = !(c.flags & (Flag.PEER_DONE | Flag.NO_MORE_INPUT));
       if (reading && !canRead()) shared.add(C.readStalls, 1);
       c.save();
-      reactor.rearm(c.token, canRead() ? Interest.BOTH : Interest.WRITABLE);
+      reactor.rearm(c.token, canRead() ? Interest.BOTH : Interest.WRITABLE, stillReady());
       return false;
     }
     if (c.flags & Flag.PEER_DONE) return true;
@@ -480,8 +497,16 @@ export function setup({ reactor, index, data }: WorkerContext<ServerData>): Even
       c.flags |= Flag.LINGERING;
     }
     c.save();
-    reactor.rearm(c.token, Interest.READABLE);
+    reactor.rearm(c.token, Interest.READABLE, stillReady());
     return false;
+  }
+
+  /**
+   * What an EDGE re-arm must deliver again: input this delivery left in the socket has had its
+   * edge. Kept while the interest leaves reading out, it is delivered once reading is back.
+   */
+  function stillReady(): number {
+    return mayHaveMore ? Ready.READABLE : 0;
   }
 
   /** Deletes the registration and closes the socket. */

@@ -4,10 +4,10 @@
  */
 import { parseArgs } from 'node:util';
 import { ReactorError } from '../../src/index.js';
-import { startServer, type ServerOptions, type Stats, type Summary } from './server.js';
+import { startServer, type ServerMode, type ServerOptions, type Stats, type Summary } from './server.js';
 
 const USAGE =
-  'usage: node build/examples/echo-server/main.js [--threads N] [--host ADDR] [--port N] [--http-port N] [--idle-ms N] [--header-timeout-ms N] [--help]';
+  'usage: node build/examples/echo-server/main.js [--threads N] [--host ADDR] [--port N] [--http-port N] [--idle-ms N] [--header-timeout-ms N] [--mode edge|dispatch] [--help]';
 
 const HELP = `${USAGE}
 
@@ -20,6 +20,10 @@ A multi-threaded TCP echo server on evdispatch, with an HTTP/1.1 keep-alive resp
   --header-timeout-ms N
                  answer 408 and close when an HTTP request head is not complete N ms
                  after its first byte (default 10000)
+  --mode edge|dispatch
+                 how connections are registered: edge (the default) re-arms with no
+                 system call, remembering what arrives while a thread handles one;
+                 dispatch re-arms in the kernel (EPOLLONESHOT, EV_DISPATCH), for comparison
   --help         this text
 Try it: nc 127.0.0.1 7070, or curl -s http://127.0.0.1:7071/. Ctrl-C stops it gracefully.`;
 
@@ -50,6 +54,7 @@ function parseFlags(argv: string[]) {
         'http-port': { type: 'string' },
         'idle-ms': { type: 'string' },
         'header-timeout-ms': { type: 'string' },
+        mode: { type: 'string' },
         help: { type: 'boolean', short: 'h' },
       },
       strict: true,
@@ -71,6 +76,7 @@ function parseOptions(argv: string[]): ServerOptions | undefined {
     httpPort: integer('http-port', values['http-port']),
     idleMs: integer('idle-ms', values['idle-ms']),
     headerTimeoutMs: integer('header-timeout-ms', values['header-timeout-ms']),
+    mode: values.mode as ServerMode | undefined, // startServer checks it
   };
   // Only what was given: the server's own defaults stand for the rest.
   return Object.fromEntries(Object.entries(options).filter(([, v]) => v !== undefined)) as ServerOptions;
@@ -117,7 +123,7 @@ if (options === undefined) {
   process.stdout.write(`${HELP}\n`);
 } else {
   const server = await startServer(options).catch((e: unknown): never => {
-    // A value out of range (--threads 0, --port 70000) or a host that is no address: usage.
+    // A value out of range (--threads 0, --port 70000, --mode other) or a host that is no address: usage.
     if (e instanceof RangeError || (e instanceof ReactorError && e.code === 'EINVAL')) usageError(e.message);
     process.stderr.write(`${e instanceof Error ? e.message : String(e)}\n`); // EADDRINUSE, say
     process.exit(1);
@@ -142,5 +148,5 @@ if (options === undefined) {
   process.once('SIGINT', (signal) => void shutdown(signal));
   process.once('SIGTERM', (signal) => void shutdown(signal));
   const host = options.host ?? '127.0.0.1';
-  console.log(`echo on ${host}:${server.echoPort}, HTTP on ${host}:${server.httpPort}, ${options.threads ?? 2} threads; Ctrl-C stops`);
+  console.log(`echo on ${host}:${server.echoPort}, HTTP on ${host}:${server.httpPort}, ${options.threads ?? 2} threads, ${options.mode ?? 'edge'} mode; Ctrl-C stops`);
 }

@@ -3,7 +3,7 @@
  * in-process on port 0; main.ts is its command line.
  */
 import { setTimeout as sleep } from 'node:timers/promises';
-import { Interest, Reactor, ReactorError, runWorkers } from '../../src/index.js';
+import { Interest, Mode, Reactor, ReactorError, runWorkers } from '../../src/index.js';
 import * as net from '../../src/net/index.js';
 import type { ServerData } from './handler.js';
 import { C, Connections, header, Kind, now, Shared, STATE_BYTES, type Counts } from './shared.js';
@@ -27,7 +27,18 @@ export interface ServerOptions {
   readonly headerTimeoutMs?: number;
   /** The most connections open at once (default 4096); more are accepted and closed at once. */
   readonly maxConnections?: number;
+  /**
+   * How connections are registered (default 'edge'): EDGE, with no system call per re-arm, or
+   * DISPATCH (EPOLLONESHOT, EV_DISPATCH), for comparison. The listeners are DISPATCH either way.
+   */
+  readonly mode?: ServerMode;
 }
+
+/** The registration modes the server offers for its connections. */
+export type ServerMode = typeof Mode.EDGE | typeof Mode.DISPATCH;
+
+/** The modes `mode` takes. */
+const SERVER_MODES: readonly ServerMode[] = [Mode.EDGE, Mode.DISPATCH];
 
 /** The counters, live. */
 export interface Stats extends Counts {
@@ -64,6 +75,12 @@ function checkInt(name: string, value: number, min: number, max: number): number
   return value;
 }
 
+function checkMode(value: unknown): ServerMode {
+  const mode = SERVER_MODES.find((m) => m === value);
+  if (mode === undefined) throw new RangeError(`mode must be ${SERVER_MODES.map((m) => `'${m}'`).join(' or ')}, got ${String(value)}`);
+  return mode;
+}
+
 /** Polls `done` every few ms until it holds or `until` (on the monotonic clock) passes. */
 async function waitFor(done: () => boolean, until: number): Promise<void> {
   while (!done() && now() < until) await sleep(5);
@@ -83,6 +100,7 @@ export async function startServer(options: ServerOptions = {}): Promise<Server> 
   const idleMs = checkInt('idleMs', options.idleMs ?? 30_000, 1, 0x7fffffff);
   const headerTimeoutMs = checkInt('headerTimeoutMs', options.headerTimeoutMs ?? 10_000, 1, 0x7fffffff);
   const maxConnections = checkInt('maxConnections', options.maxConnections ?? 4096, 1, 1 << 20);
+  const mode = checkMode(options.mode ?? Mode.EDGE);
   const started = now();
   // Two registrations more than connections: the listeners.
   const reactor = Reactor.open({ capacity: maxConnections + 2, stateBytes: STATE_BYTES });
@@ -96,7 +114,10 @@ export async function startServer(options: ServerOptions = {}): Promise<Server> 
     ] as const) {
       const listener = { kind, fd: net.listen(host, port), token: -1 };
       listeners.push(listener);
-      listener.token = reactor.add(listener.fd, Interest.READABLE, { state: header(kind, listener.fd, -1, started) });
+      // DISPATCH: an accept round may leave connections in the backlog, and after an accept
+      // failure they are left there on purpose; a level re-check finds them.
+      const state = header(kind, listener.fd, -1, started);
+      listener.token = reactor.add(listener.fd, Interest.READABLE, { mode: Mode.DISPATCH, state });
       shared.listenerOpened(kind);
     }
   } catch (e) {
@@ -104,7 +125,7 @@ export async function startServer(options: ServerOptions = {}): Promise<Server> 
     for (const l of listeners) net.close(l.fd);
     throw e;
   }
-  const data: ServerData = { shared: shared.buffer, connections: connections.buffer, idleMs, headerTimeoutMs };
+  const data: ServerData = { shared: shared.buffer, connections: connections.buffer, idleMs, headerTimeoutMs, mode };
   const workers = await runWorkers({
     reactor,
     threads,
