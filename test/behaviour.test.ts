@@ -1,6 +1,6 @@
 /** The behavioural scenarios against every backend this machine can run. */
 import { describe, it } from 'vitest';
-import { availableBackends } from '../src/index.js';
+import { availableBackends, Mode } from '../src/index.js';
 import { scenarios } from './scenarios/all.js';
 
 /**
@@ -15,16 +15,19 @@ const LIBKQUEUE_SKIP: ReadonlyMap<string, string> = new Map([
 ]);
 
 // epoll here; kqueue too when EVDISPATCH_KQUEUE_LIB names a libkqueue. IOCP runs the same list
-// under Wine: test/windows/run.ts.
-for (const backend of availableBackends()) {
-  const skips = backend === 'kqueue' && process.platform === 'linux' ? LIBKQUEUE_SKIP : new Map<string, string>();
-  describe(backend, () => {
-    for (const s of scenarios) {
-      const skip = skips.get(s.name);
-      if (skip === undefined) it(s.name, () => s.run({ backend }));
-      else it.skip(`${s.name} [skipped: ${skip}]`, () => s.run({ backend }));
-    }
-  });
+// under Wine: test/windows/run.ts. Each backend runs it in DISPATCH (the default mode, under the
+// backend's own name, which .ci/run compares with the Windows run's) and again in EDGE.
+for (const mode of [Mode.DISPATCH, Mode.EDGE]) {
+  for (const backend of availableBackends()) {
+    const skips = backend === 'kqueue' && process.platform === 'linux' ? LIBKQUEUE_SKIP : new Map<string, string>();
+    describe(mode === Mode.EDGE ? `${backend} EDGE` : backend, () => {
+      for (const s of scenarios) {
+        const skip = skips.get(s.name);
+        if (skip === undefined) it(s.name, () => s.run({ backend, mode }));
+        else it.skip(`${s.name} [skipped: ${skip}]`, () => s.run({ backend, mode }));
+      }
+    });
+  }
 }
 
 // The reference path too: no native helper, and the opening thread's re-arms applied in rearm

@@ -115,7 +115,7 @@ function serve(t: Extract<Task, { kind: 'serve' }>): TaskResult {
       if (t.read) drain(t.fds[slot]!);
       counters.leave(slot);
       try {
-        r.rearm(token);
+        r.rearm(token, undefined, t.read ? 0 : Ready.READABLE); // what was not read is still ready
       } catch (e) {
         // Deleted by another thread meanwhile, or the reactor closed under us.
         if (!(e instanceof ReactorError) || (e.code !== 'ENOENT' && e.code !== 'ECLOSED')) throw e;
@@ -170,7 +170,8 @@ function holdThenDie(how: 'throw' | 'exit' | 'block' | 'spin', stageRearm: boole
   const ev = new Events(1);
   if (r.wait(ev, 10_000) !== 1) throw new Error('holdThenDie: no event to hold');
   const token = ev.token(0);
-  if (stageRearm) r.rearm(token); // staged: applied by the next wait, flush or microtask, none of which comes
+  // Staged: applied by the next wait, flush or microtask, none of which comes. Nothing was read.
+  if (stageRearm) r.rearm(token, undefined, Ready.READABLE);
   parentPort!.postMessage({ holding: token });
   if (how === 'exit') process.exit(3);
   if (how === 'throw') throw new Error('a handler failed while holding its event');
