@@ -26,8 +26,9 @@ export type Task =
       readonly holdSpins: number;
     }
   /**
-   * The stress handler: read the pair's ball (an 8-byte message: sequence number, pair), check
-   * it is the one expected, send the next one back on the same socket, rearm; count everything
+   * The stress handler: read the pair's ball (an 8-byte message: sequence number, pair) until
+   * the read would block, check it is the one expected, send the next one back on the same
+   * socket, rearm; count everything
    * in shared memory; stop once `stats[STOP]` is set.
    */
   | {
@@ -142,8 +143,9 @@ function pingPong(t: Extract<Task, { kind: 'pingPong' }>): TaskResult {
       const slot = slotOf(token);
       counters.enter(slot, ev.ready[i]!, Ready.FORCED);
       const fd = t.fds[slot]!;
-      const got = recv(fd, ball);
-      if (got > 0) {
+      // Read until the read would block (EDGE's contract: no edge comes for what is left). A
+      // buffer of one ball takes at most one ball per read.
+      for (let got = recv(fd, ball); got > 0; got = recv(fd, ball)) {
         // One ball per pair, 8 bytes sent in one write (one segment over loopback TCP): a short
         // read would be a broken stream, and counts as out of sequence.
         const pair = t.pairOf[slot]!;
