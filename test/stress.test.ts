@@ -13,5 +13,12 @@ const deliveries = Number(process.env['STRESS_DELIVERIES'] ?? 1_000_000);
 describe.each(availableBackends())('stress %s', (backend) => {
   const size = { threads: 4, pairs: 500, deliveries };
   it('four_threads_1000_registrations_random_forces', () => pingPongStress({ backend }, size));
-  it('four_threads_1000_registrations_random_forces_edge', () => pingPongStress({ backend, mode: Mode.EDGE }, size));
+  const edge = () => pingPongStress({ backend, mode: Mode.EDGE }, size);
+  // libkqueue drops EV_CLEAR edges when more fds are ready than half a wait's room: see
+  // LIBKQUEUE_EDGE_SKIP in behaviour.test.ts.
+  if (backend === 'kqueue' && process.platform === 'linux') {
+    it.skip('four_threads_1000_registrations_random_forces_edge [skipped: needs native kqueue: libkqueue drops EV_CLEAR edges]', edge);
+  } else {
+    it('four_threads_1000_registrations_random_forces_edge', edge);
+  }
 });
