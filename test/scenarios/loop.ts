@@ -3,7 +3,7 @@ import assert from 'node:assert/strict';
 import { Events, Interest, Ready } from '../../src/index.js';
 import { send } from '../support/sockets.js';
 import { SlotCounters, slotOf, startWorker } from '../support/threads.js';
-import { expectCode, sleep, withReactor, type Scenario } from './scenario.js';
+import { expectCode, runName, sleep, withReactor, type Scenario } from './scenario.js';
 
 export const loopScenarios: Scenario[] = [
   {
@@ -17,13 +17,13 @@ export const loopScenarios: Scenario[] = [
           const tick = setInterval(() => ticks++, 5);
           let delivered = 0;
           const stop = r.watch((ev, n) => {
-            for (let i = 0; i < n; i++) r.rearm(ev.token(i));
+            for (let i = 0; i < n; i++) r.rearm(ev.token(i), undefined, Ready.READABLE); // never read
             delivered += n;
           });
           await sleep(500);
           stop();
           clearInterval(tick);
-          console.log(`${ctx.backend} watch: ${delivered} deliveries and ${ticks} timer ticks (of about 100) in 500 ms`);
+          console.log(`${runName(ctx)} watch: ${delivered} deliveries and ${ticks} timer ticks (of about 100) in 500 ms`);
           assert.ok(delivered >= 1000, `${delivered} deliveries`);
           // A loop that watch() starved would tick about once; a loaded machine (Wine, neighbours)
           // takes some ticks away even from a free one, so the bound is generous.
@@ -41,7 +41,8 @@ export const loopScenarios: Scenario[] = [
           readable(10);
           let delivered = 0;
           const stop = r.watch((ev, n) => {
-            for (let i = 0; i < n; i++) r.rearm(ev.token(i)); // staged: applied before the loop idles
+            // Staged in DISPATCH: applied before the loop idles. Never read: still ready.
+            for (let i = 0; i < n; i++) r.rearm(ev.token(i), undefined, Ready.READABLE);
             delivered += n;
           });
           await sleep(300);
@@ -96,7 +97,7 @@ export const loopScenarios: Scenario[] = [
               const slot = slotOf(ev.token(i));
               counters.enter(slot, ev.readiness(i), Ready.FORCED);
               counters.leave(slot);
-              r.rearm(ev.token(i));
+              r.rearm(ev.token(i), undefined, Ready.READABLE); // never read
             }
             mine += n;
           });
@@ -104,7 +105,7 @@ export const loopScenarios: Scenario[] = [
           stop();
           r.close();
           const results = await Promise.all(workers.map((w) => w.result));
-          console.log(`${ctx.backend} watch + 2 workers: ${mine} + ${results.map((x) => x.n).join(' + ')} deliveries, ${counters.doubleActive[0]} double-active`);
+          console.log(`${runName(ctx)} watch + 2 workers: ${mine} + ${results.map((x) => x.n).join(' + ')} deliveries, ${counters.doubleActive[0]} double-active`);
           assert.equal(counters.doubleActive[0], 0);
           assert.ok(mine > 0, 'the watching main thread took events too');
         },

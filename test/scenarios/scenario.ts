@@ -2,7 +2,7 @@
  * The behavioural scenarios, written once against the public API and run on every backend: by
  * vitest on Linux (test/behaviour.test.ts), and by a plain runner where vitest cannot run.
  */
-import { Events, Interest, Reactor, type BackendKind, type OpenOptions } from '../../src/index.js';
+import { Events, Interest, Mode, Reactor, type BackendKind, type OpenOptions } from '../../src/index.js';
 import { closeFd, send, socketPair } from '../support/sockets.js';
 
 export interface Context {
@@ -11,12 +11,19 @@ export interface Context {
   readonly native?: boolean;
   /** Whether the opening thread batches its re-arms (OpenOptions.batchRearms); default true. */
   readonly batchRearms?: boolean;
+  /** The mode `add` uses when a scenario names none (OpenOptions.mode); default DISPATCH. */
+  readonly mode?: Mode;
 }
 
 export interface Scenario {
   /** Named for the behaviour it proves. */
   readonly name: string;
   run(ctx: Context): void | Promise<void>;
+}
+
+/** How a run is named in the scenarios' printed lines: the backend, and EDGE when it is. */
+export function runName(ctx: Context): string {
+  return ctx.mode === Mode.EDGE ? `${ctx.backend} EDGE` : ctx.backend;
 }
 
 /** What a scenario body gets: a fresh reactor, connected pairs, all released afterwards. */
@@ -29,7 +36,10 @@ export interface Fixture {
   close(fd: number): void;
   /** A pair with `a` registered READABLE, a byte sent from `b`, and its event delivered: held. */
   held(): { a: number; b: number; t: number };
-  /** `count` pairs, each registered end READABLE with a byte never read: delivered on every re-arm. */
+  /**
+   * `count` pairs, each registered end READABLE with a byte never read: delivered on every re-arm
+   * that says it is still ready (EDGE needs that; DISPATCH finds it in the kernel's level).
+   */
   readable(count: number): Array<{ fd: number; t: number }>;
 }
 
@@ -42,7 +52,14 @@ export async function withReactor(
   body: (f: Fixture) => void | Promise<void>,
   options: Omit<OpenOptions, 'backend'> = {},
 ): Promise<void> {
-  const r = Reactor.open({ capacity: 64, batchRearms: ctx.batchRearms ?? true, ...options, backend: ctx.backend, native: ctx.native ?? true });
+  const r = Reactor.open({
+    capacity: 64,
+    batchRearms: ctx.batchRearms ?? true,
+    mode: ctx.mode ?? Mode.DISPATCH,
+    ...options,
+    backend: ctx.backend,
+    native: ctx.native ?? true,
+  });
   const fds = new Set<number>();
   const fixture: Fixture = {
     r,

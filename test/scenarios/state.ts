@@ -1,6 +1,6 @@
 /** Per-registration shared state: visible from every thread, zeroed per registration, never truncated. */
 import assert from 'node:assert/strict';
-import { Interest, Reactor } from '../../src/index.js';
+import { Interest, Reactor, Ready } from '../../src/index.js';
 import { send } from '../support/sockets.js';
 import { startWorker } from '../support/threads.js';
 import { expectCode, withReactor, type Scenario } from './scenario.js';
@@ -22,7 +22,7 @@ export const stateScenarios: Scenario[] = [
           send(b, 'x');
           assert.equal(r.wait(ev, 1000), 1);
           r.writeState(t, new TextEncoder().encode('half a request'), 4);
-          r.rearm(t);
+          r.rearm(t, undefined, Ready.READABLE); // 'x' is left unread
           // The next delivery goes to a worker thread: it sees what this thread left.
           const waiter = startWorker(r.share(), { kind: 'waitOnce', timeoutMs: 5000, readState: true });
           const got = await waiter.result;

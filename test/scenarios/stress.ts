@@ -18,7 +18,7 @@ import {
   STATS_INTS,
   STOP,
 } from '../support/threads.js';
-import { sleep, withReactor, type Context, type Scenario } from './scenario.js';
+import { runName, sleep, withReactor, type Context, type Scenario } from './scenario.js';
 
 /** The size of one run. */
 export interface StressSize {
@@ -102,7 +102,7 @@ export async function pingPongStress(ctx: Context, size: StressSize): Promise<vo
       const written = bytesSeeded + stats[BYTES_WRITTEN]!;
       const lost = written - stats[BYTES_READ]! - bytesLeft;
       console.log(
-        `stress ${ctx.backend}${size.batchRearms ? ' (batched re-arms)' : ''}: ${threads} threads, ${sockets.length} sockets, ${delivered} deliveries ` +
+        `stress ${runName(ctx)}${size.batchRearms ? ' (batched re-arms)' : ''}: ${threads} threads, ${sockets.length} sockets, ${delivered} deliveries ` +
           `(${results.map((x) => x.n).join(' + ')}) in ${seconds.toFixed(1)} s, ${forces} forces, ` +
           `${forcedDelivered} forced deliveries, ${counters.doubleActive[0]} double-active, ` +
           `${written} bytes written, ${stats[BYTES_READ]} read + ${bytesLeft} left in sockets, ${lost} lost, ` +

@@ -1,7 +1,7 @@
 /** Many threads waiting on one reactor: never two holders, nothing lost. */
 import assert from 'node:assert/strict';
 import { SlotCounters, slotOf, startWorker } from '../support/threads.js';
-import { sleep, withReactor, type Context, type Scenario } from './scenario.js';
+import { runName, sleep, withReactor, type Context, type Scenario } from './scenario.js';
 
 /**
  * `threads` workers serve `pairs` always-readable sockets (each handler holds the event a
@@ -36,7 +36,7 @@ async function manyWaiters(ctx: Context, threads: number, pairs: number, ms: num
       const deliveries = counters.total(counters.delivered);
       const perThread = results.map((x) => x.n);
       console.log(
-        `${ctx.backend} ${threads} waiters: ${deliveries} deliveries (${perThread.join(' + ')}), ${forces} forces, ` +
+        `${runName(ctx)} ${threads} waiters: ${deliveries} deliveries (${perThread.join(' + ')}), ${forces} forces, ` +
           `${counters.total(counters.forced)} forced deliveries, ${counters.doubleActive[0]} double-active`,
       );
       assert.equal(counters.doubleActive[0], 0, 'never two holders of one registration');

@@ -26,8 +26,9 @@ export type Task =
       readonly holdSpins: number;
     }
   /**
-   * The stress handler: read the pair's ball (an 8-byte message: sequence number, pair), check
-   * it is the one expected, send the next one back on the same socket, rearm; count everything
+   * The stress handler: read the pair's ball (an 8-byte message: sequence number, pair) until
+   * the read would block, check it is the one expected, send the next one back on the same
+   * socket, rearm; count everything
    * in shared memory; stop once `stats[STOP]` is set.
    */
   | {
@@ -115,7 +116,7 @@ function serve(t: Extract<Task, { kind: 'serve' }>): TaskResult {
       if (t.read) drain(t.fds[slot]!);
       counters.leave(slot);
       try {
-        r.rearm(token);
+        r.rearm(token, undefined, t.read ? 0 : Ready.READABLE); // what was not read is still ready
       } catch (e) {
         // Deleted by another thread meanwhile, or the reactor closed under us.
         if (!(e instanceof ReactorError) || (e.code !== 'ENOENT' && e.code !== 'ECLOSED')) throw e;
@@ -142,8 +143,9 @@ function pingPong(t: Extract<Task, { kind: 'pingPong' }>): TaskResult {
       const slot = slotOf(token);
       counters.enter(slot, ev.ready[i]!, Ready.FORCED);
       const fd = t.fds[slot]!;
-      const got = recv(fd, ball);
-      if (got > 0) {
+      // Read until the read would block (EDGE's contract: no edge comes for what is left). A
+      // buffer of one ball takes at most one ball per read.
+      for (let got = recv(fd, ball); got > 0; got = recv(fd, ball)) {
         // One ball per pair, 8 bytes sent in one write (one segment over loopback TCP): a short
         // read would be a broken stream, and counts as out of sequence.
         const pair = t.pairOf[slot]!;
@@ -170,7 +172,8 @@ function holdThenDie(how: 'throw' | 'exit' | 'block' | 'spin', stageRearm: boole
   const ev = new Events(1);
   if (r.wait(ev, 10_000) !== 1) throw new Error('holdThenDie: no event to hold');
   const token = ev.token(0);
-  if (stageRearm) r.rearm(token); // staged: applied by the next wait, flush or microtask, none of which comes
+  // Staged: applied by the next wait, flush or microtask, none of which comes. Nothing was read.
+  if (stageRearm) r.rearm(token, undefined, Ready.READABLE);
   parentPort!.postMessage({ holding: token });
   if (how === 'exit') process.exit(3);
   if (how === 'throw') throw new Error('a handler failed while holding its event');
