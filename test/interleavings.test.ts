@@ -57,6 +57,8 @@ function environment(writes: number): Omit<Actor, 'gen'>[] {
 const edgeHandler = edgeWaiter({ toggle: 'none' });
 /** An EDGE handler that may turn WRITABLE on as it re-arms. */
 const edgeHandlerGainsWritable = edgeWaiter({ toggle: 'on' });
+/** An EDGE handler that may turn WRITABLE on, and off again, as it re-arms. */
+const edgeHandlerThatToggles = edgeWaiter({ toggle: 'both' });
 
 /** The EDGE kernel entry and a peer that writes `writes` times and makes room to write `rooms` times. */
 function edgeEnvironment(writes: number, rooms: number): Omit<Actor, 'gen'>[] {
@@ -75,6 +77,8 @@ interface Scenario {
   readonly minStates: number;
   /** Races the scenario exists for: each must have been reached at least once. */
   readonly reached: readonly string[];
+  /** Why the scenario is skipped: it finds a known race not fixed yet (INTERLEAVINGS_KNOWN_RACES=1 runs it). */
+  readonly skip?: string;
 }
 
 const dispatch: Start = { oneshot: false, fdReady: false, firstWaiterHolds: false };
@@ -277,11 +281,28 @@ const scenarios: readonly Scenario[] = [
       'forced delivery',
     ],
   },
+  {
+    name: 'i',
+    why: 'EDGE: a waiter that turns WRITABLE on and off again as it re-arms, a second waiter, a forcer, kernel edges',
+    skip:
+      'a claim applies the interest it read before its compareExchange, so one read before a holder turned WRITABLE off delivers WRITABLE; not fixed yet',
+    world: () =>
+      startWorld(edge, [
+        { name: 'W1', program: edgeHandlerThatToggles, pc: 'wait', budget: 2, spare: 0 },
+        { name: 'W2', program: edgeHandler, pc: 'wait', budget: 2, spare: 0 },
+        { name: 'F', program: forcer(1), pc: 'force', budget: 1, spare: 0 },
+        ...edgeEnvironment(1, 1),
+      ]),
+    minPaths: 1n,
+    minStates: 1,
+    reached: ['interest lost WRITABLE', 'interest gained WRITABLE'],
+  },
 ];
 
 describe('interleavings', () => {
   for (const s of scenarios) {
-    it(`scenario ${s.name}: ${s.why}`, () => {
+    const title = `scenario ${s.name}: ${s.why}`;
+    (s.skip !== undefined && !process.env['INTERLEAVINGS_KNOWN_RACES'] ? it.skip : it)(s.skip !== undefined ? `${title} (skipped: ${s.skip})` : title, () => {
       coverage.clear();
       const started = performance.now();
       const result: Exploration = explore(s.world(), slotModel, MAX_DEPTH);

@@ -382,9 +382,7 @@ function deliver(w: World, me: Actor, gen: number, flags: number, via: string, r
   if (w.isEdge(gen)) {
     // The interest is the holder's to change, so at a delivery it is the one the claim had to apply.
     const want = wantOf(w.interest);
-    const unwantedOnly = (flags & (Ready.FORCED | Ready.ABANDONED)) === 0 && (flags & ANY_READY & want) === 0;
-    if ((flags & ANY_READY & ~want) !== 0) saw('delivered readiness a changed interest no longer wants');
-    expect(!unwantedOnly, 'no delivery of unwanted-only readiness', () =>
+    expect((flags & ANY_READY & ~want) === 0, 'no delivery of readiness the interest does not want', () =>
       `${via} delivered gen ${gen} flags ${flags} with interest ${w.interest}: ${w.describe()}`,
     );
     if ((w.word & PENDING) !== 0) saw('delivery kept unwanted readiness in P');
