@@ -321,7 +321,12 @@ export class Engine {
       if (!table.covers(slot)) continue;
       const want = wantOf(table.interests[slot]!);
       const word = claimQueued(this.words, slot, want);
-      if (word === 0) continue;
+      if (word === 0) {
+        // The interest read above may predate the last holder's rearm of an EDGE registration,
+        // whose entry this pop just cleared: look again, as after a REMEMBERED claim.
+        if (queueIfWanted(this.words, slot, genOf(Atomics.load(this.words, slot)), wantOf(table.interests[slot]!))) this.pushReady(slot);
+        continue;
+      }
       this.holders[slot] = holderOf(this.me, genOf(word));
       const ready = deliveredReady(word, 0, want);
       const token = tokenOf(slot, genOf(word));

@@ -16,6 +16,7 @@ import {
   ABANDONED,
   abortRearm,
   ACTIVE,
+  ANY_READY,
   ALREADY_FORCED,
   arm,
   ARMED,
@@ -27,6 +28,7 @@ import {
   DELETING,
   deliveredReady,
   DROPPED,
+  EDGE,
   endRearm,
   force,
   FORCE,
@@ -44,12 +46,17 @@ import {
   OK,
   ONESHOT,
   PENDING,
+  PENDING_SHIFT,
   QUEUED,
+  queueIfWanted,
   REARMING,
+  rearmEdge,
   release,
+  REMEMBERED,
   slotOfToken,
   stateOf,
   TIMEOUT,
+  wantOf,
 } from '../../src/core/state-machine.js';
 import { expect, type Model, type Step } from './explore.js';
 
@@ -75,6 +82,8 @@ interface KernelEntry {
   armed: boolean;
   /** The generation in the entry's user data (the token it was added or enabled with). */
   key: number;
+  /** EDGE (EPOLLET, both directions): readiness that arrived and is not reported yet. */
+  edges: number;
 }
 
 /** One thread (or the kernel, or the peer): a program and where it is in it. */
@@ -88,6 +97,12 @@ export interface Actor {
   budget: number;
   /** Waiter: kernel-enable failures it may still suffer. Deleter: the re-added generation. */
   spare: number;
+  /**
+   * EDGE waiter: the kernel event it took (generation × 16 + readiness), then the want it read
+   * with it; once delivered, the readiness it has not consumed yet. Peer: room-to-write events left.
+   */
+  data?: number;
+  want?: number;
 }
 
 /** The highest generation a scenario reaches, plus one (arrays below are indexed by generation). */
@@ -98,7 +113,15 @@ export class World {
   word = 0;
   /** Whether the fd has data: a peer write sets it, a handler's read clears it. */
   fdReady = false;
-  entry: KernelEntry = { present: false, armed: false, key: 0 };
+  entry: KernelEntry = { present: false, armed: false, key: 0, edges: 0 };
+  /** Whether the fd has room to write: the peer reading makes it so, a handler's writes fill it. */
+  fdWritable = false;
+  /** The slot's interest (Table.interests): only the holder writes it, before its rearm. */
+  interest: number = Ready.READABLE;
+  /** EDGE events the kernel returned and no waiter has taken yet: generation × 16 + readiness, sorted. */
+  edgeInFlight: number[] = [];
+  /** Bit g: generation g was armed EDGE. */
+  edge = 0;
   /** Generations of events the kernel returned and no waiter has claimed yet (a multiset, sorted). */
   inFlight: number[] = [];
   /** The ready queue: a FIFO of slot numbers. */
@@ -131,6 +154,10 @@ export class World {
     const w = new World();
     w.word = this.word;
     w.fdReady = this.fdReady;
+    w.fdWritable = this.fdWritable;
+    w.interest = this.interest;
+    w.edgeInFlight = [...this.edgeInFlight];
+    w.edge = this.edge;
     w.entry = { ...this.entry };
     w.inFlight = [...this.inFlight];
     w.queue = [...this.queue];
@@ -150,22 +177,24 @@ export class World {
 
   key(): string {
     const e = this.entry;
-    const actors = this.actors.map((a) => `${a.pc}/${a.gen}/${a.budget}/${a.spare}`).join(' ');
+    const actors = this.actors.map((a) => `${a.pc}/${a.gen}/${a.budget}/${a.spare}/${a.data ?? ''}/${a.want ?? ''}`).join(' ');
     return (
       `${this.word}|${this.fdReady ? 1 : 0}|${e.present ? 1 : 0}${e.armed ? 1 : 0}${e.key}|${this.inFlight.join(',')}` +
       `|${this.queue.join(',')}|${this.forcesAccepted.join(',')}|${this.forcesDelivered.join(',')}` +
       `|${this.forceIsDeadline.map((d) => (d ? 1 : 0)).join('')}|${this.holder}|${this.abandons.join(',')}` +
-      `|${this.abandonsDelivered.join(',')}|${this.handedOn}|${this.deleted}|${this.released}|${this.oneshot}|${actors}`
+      `|${this.abandonsDelivered.join(',')}|${this.handedOn}|${this.deleted}|${this.released}|${this.oneshot}|${actors}` +
+      `|${this.fdWritable ? 1 : 0}${this.interest}|${e.edges}|${this.edgeInFlight.join(',')}|${this.edge}`
     );
   }
 
   describe(): string {
     const e = this.entry;
-    const kernel = e.present ? `${e.armed ? 'armed' : 'disarmed'} gen ${e.key}` : 'none';
+    const kernel = !e.present ? 'none' : this.isEdge(e.key) ? `edge gen ${e.key}, edges ${e.edges}` : `${e.armed ? 'armed' : 'disarmed'} gen ${e.key}`;
     const actors = this.actors.map((a) => `${a.name}@${a.pc}${a.gen !== 0 ? `(gen ${a.gen})` : ''}`).join(' ');
     return (
-      `word ${describeWord(this.word)}; fd ${this.fdReady ? 'ready' : 'idle'}; kernel entry ${kernel}; ` +
-      `in flight [${this.inFlight.join(',')}]; queue [${this.queue.join(',')}]; holder word ${this.holderName()}; ${actors}`
+      `word ${describeWord(this.word)}; fd ${this.fdReady ? 'ready' : 'idle'}${this.fdWritable ? ', writable' : ''}; ` +
+      `interest ${this.interest}; kernel entry ${kernel}; in flight [${this.inFlight.join(',')}]` +
+      `${this.edgeInFlight.length > 0 ? ` edges [${this.edgeInFlight.map(edgeName).join(',')}]` : ''}; queue [${this.queue.join(',')}]; holder word ${this.holderName()}; ${actors}`
     );
   }
 
@@ -189,6 +218,15 @@ export class World {
   get live(): boolean {
     const s = this.state;
     return s === ARMED || s === ACTIVE || s === REARMING;
+  }
+
+  isEdge(gen: number): boolean {
+    return (this.edge & (1 << gen)) !== 0;
+  }
+
+  /** The fd's readiness now, as Ready bits. */
+  get fdReadiness(): number {
+    return (this.fdReady ? Ready.READABLE : 0) | (this.fdWritable ? Ready.WRITABLE : 0);
   }
 
   isDeleted(gen: number): boolean {
@@ -217,14 +255,15 @@ export class World {
 
   // ---- The model kernel: dispatch-once, level-triggered ------------------------------------
 
+  /** An EDGE entry (EPOLLET) reports at once the readiness the fd already has. */
   kernelAdd(gen: number): void {
-    this.entry = { present: true, armed: true, key: gen };
+    this.entry = { present: true, armed: true, key: gen, edges: this.isEdge(gen) ? this.fdReadiness : 0 };
   }
 
   /** Re-arms the entry; it fires again at once if the fd is still ready. False: no entry (ENOENT). */
   kernelEnable(gen: number): boolean {
     if (!this.entry.present) return false;
-    this.entry = { present: true, armed: true, key: gen };
+    this.entry = { present: true, armed: true, key: gen, edges: 0 };
     return true;
   }
 
@@ -232,7 +271,7 @@ export class World {
     expect(this.entry.present && this.entry.key === gen, 'the kernel entry is removed once, by whoever frees', () =>
       `removing gen ${gen} but the kernel entry is ${this.entry.present ? `gen ${this.entry.key}` : 'gone'}: ${this.describe()}`,
     );
-    this.entry = { present: false, armed: false, key: 0 };
+    this.entry = { present: false, armed: false, key: 0, edges: 0 };
   }
 
   // ---- The ready queue ---------------------------------------------------------------------
@@ -252,7 +291,13 @@ export function describeWord(word: number): string {
   if (word & QUEUED) s += '+Q';
   if (word & ABANDONED) s += '+A';
   if (word & ONESHOT) s += ' oneshot';
+  if (word & EDGE) s += ` edge${word & PENDING ? ` P=${(word & PENDING) >>> PENDING_SHIFT}` : ''}`;
   return s;
+}
+
+/** An EDGE event in flight: generation × 16 + readiness. */
+function edgeName(event: number): string {
+  return `gen ${event >> 4}:${event & 15}`;
 }
 
 // ---- Programs -------------------------------------------------------------------------------
@@ -274,10 +319,22 @@ function move(label: string, run: (w: World, me: Actor) => void): Move {
  * Program counters at which a waiter holds the registration `gen` it was delivered. A waiter
  * that died holding it ('dead') holds it until recovery hands it on ('buried').
  */
-const HOLDING = new Set(['record', 'handle', 'enable', 'endRearm', 'kept', 'oneshot-remove', 'oneshot-release', 'oneshot-rearm', 'dead']);
+const HOLDING = new Set([
+  'record',
+  'handle',
+  'enable',
+  'endRearm',
+  'kept',
+  'oneshot-remove',
+  'oneshot-release',
+  'oneshot-rearm',
+  'dead',
+  'edge-handle',
+  'edge-rearm',
+]);
 
 /** Program counters of a live thread holding the registration, once its holder word is stored. */
-const LIVE_HOLDING = new Set(['handle', 'enable', 'endRearm', 'kept']);
+const LIVE_HOLDING = new Set(['handle', 'enable', 'endRearm', 'kept', 'edge-handle', 'edge-rearm']);
 
 /** Program counters between arm and kernel add of a re-add. */
 const ADDING = new Set(['add']);
@@ -287,7 +344,8 @@ const OWES_PUSH = new Set(['push', 'clear-then-push']);
 
 /** What a delivered waiter does next: free a ONESHOT registration at once, or handle it. */
 function afterDelivery(w: World, me: Actor): string {
-  return (w.oneshot & (1 << me.gen)) !== 0 ? 'oneshot-remove' : 'handle';
+  if ((w.oneshot & (1 << me.gen)) !== 0) return 'oneshot-remove';
+  return w.isEdge(me.gen) ? 'edge-handle' : 'handle';
 }
 
 /** The delivered waiter stores itself in the slot's holder word, as the engine does after a claim. */
@@ -308,16 +366,28 @@ function deliver(w: World, me: Actor, gen: number, flags: number, via: string, r
   expect(others.length === 0, 'never two holders of one registration', () =>
     `${me.name} got gen ${gen} (${via}) while ${others.map((a) => a.name).join(', ')} holds it: ${w.describe()}`,
   );
-  expect((flags & (Ready.READABLE | Ready.FORCED | Ready.ABANDONED)) !== 0, 'every delivery has a cause', () =>
+  expect((flags & (Ready.READABLE | Ready.WRITABLE | Ready.FORCED | Ready.ABANDONED)) !== 0, 'every delivery has a cause', () =>
     `${via} delivered gen ${gen} with neither readiness, FORCED nor ABANDONED (flags ${flags}): ${w.describe()}`,
   );
   const oneshot = (w.oneshot & (1 << gen)) !== 0;
   expect(((flags & MUST_FREE) !== 0) === oneshot, 'a ONESHOT delivery, and only one, must free', () =>
     `gen ${gen} is ${oneshot ? '' : 'not '}ONESHOT but the delivery says ${flags & MUST_FREE ? '' : 'not '}MUST_FREE`,
   );
-  expect((w.word & (FORCE | TIMEOUT | PENDING | ABANDONED)) === 0, 'a delivery consumes the force, abandon and handed-on readiness it carries', () =>
+  // EDGE keeps in P what the want its claim read does not name, for a later interest that does
+  // (its holder's rearmEdge queues it then); the carriers invariant checks that nothing is lost.
+  const kept = !w.isEdge(gen) && (w.word & PENDING) !== 0;
+  expect((w.word & (FORCE | TIMEOUT | ABANDONED)) === 0 && !kept, 'a delivery consumes the force, abandon and handed-on readiness it carries', () =>
     `${via} left ${describeWord(w.word)}: they would be delivered again`,
   );
+  if (w.isEdge(gen)) {
+    // The interest is the holder's to change, so at a delivery it is the one the claim had to apply.
+    const want = wantOf(w.interest);
+    expect((flags & ANY_READY & ~want) === 0, 'no delivery of readiness the interest does not want', () =>
+      `${via} delivered gen ${gen} flags ${flags} with interest ${w.interest}: ${w.describe()}`,
+    );
+    if ((w.word & PENDING) !== 0) saw('delivery kept unwanted readiness in P');
+    me.data = flags & ANY_READY;
+  }
   const pending = w.forcePending(gen);
   expect(forced === (pending === 1), 'a force is delivered exactly once', () =>
     `${via} delivered gen ${gen} ${forced ? 'FORCED' : 'not FORCED'} with ${pending} force(s) pending: ${w.describe()}`,
@@ -579,6 +649,147 @@ export function waiter(options: WaiterOptions): Program {
   };
 }
 
+export interface EdgeWaiterOptions {
+  /**
+   * At a rearm the handler may turn WRITABLE on in its interest (READABLE → READABLE|WRITABLE),
+   * or also off again ('both').
+   */
+  readonly toggle: 'none' | 'on' | 'both';
+}
+
+/**
+ * A thread in wait() on EDGE registrations, as engine.ts does it: takes a kernel edge and reads
+ * the interest, then claims it (REMEMBERED: reads the interest again and queueIfWanted); or pops
+ * the ready queue, reads the interest, then claimQueued. Its handler reads (or writes) until
+ * would-block, or re-arms saying what is still ready; it may change the interest first
+ * (Reactor.rearm writes it, then rearmEdge). It stops after `budget` deliveries.
+ */
+export function edgeWaiter(options: EdgeWaiterOptions): Program {
+  return {
+    wait: (w, me) => {
+      if (me.budget === 0) return [];
+      const moves: Move[] = [];
+      for (const event of new Set(w.edgeInFlight)) {
+        moves.push(
+          move(`take kernel edge (${edgeName(event)}), read interest`, (w, me) => {
+            w.edgeInFlight.splice(w.edgeInFlight.indexOf(event), 1);
+            me.data = event;
+            me.want = wantOf(w.interest);
+            me.pc = 'edge-claim';
+          }),
+        );
+      }
+      if (w.queue.length > 0) {
+        moves.push(
+          move('pop ready queue', (w, me) => {
+            const slot = w.queue.shift();
+            expect(slot === SLOT, 'the queue holds slots', () => `popped ${String(slot)}`);
+            me.pc = 'popped';
+          }),
+        );
+      }
+      return moves;
+    },
+    'edge-claim': (_w, me) => [
+      move(`claim(edge ${edgeName(me.data!)}, want ${me.want!})`, (w, me) => {
+        const gen = me.data! >> 4;
+        const before = w.word;
+        const r = w.run((words) => claim(words, SLOT, gen, me.data! & 15, me.want!));
+        w.result = ` -> ${r === REMEMBERED ? 'REMEMBERED (+P)' : claimLabel(r)}`;
+        me.data = 0;
+        me.want = 0;
+        me.pc = 'wait';
+        if (gen !== genOf(before)) {
+          expect(r === DROPPED, 'a stale kernel event is dropped', () => `claim(gen ${gen}) on ${describeWord(before)} returned ${r}`);
+          return saw('stale kernel event dropped');
+        }
+        expect(r !== HANDED_ON, 'an EDGE registration is never REARMING', () => describeWord(before));
+        if (r === DROPPED && stateOf(before) === DELETING) saw('edge dropped while deleting');
+        if (r === REMEMBERED && w.actors.some((a) => a.pc === 'edge-rearm' && a.gen === gen)) saw('edge remembered while re-arming');
+        if (r === REMEMBERED) {
+          saw(stateOf(before) === ARMED ? 'edge remembered while armed, unwanted' : 'edge remembered while held');
+          if (stateOf(before) === ARMED) {
+            me.gen = gen;
+            me.pc = 'requeue';
+          }
+          return;
+        }
+        if (r > 0) deliver(w, me, gen, r, `claim(edge gen ${gen})`);
+      }),
+    ],
+    requeue: (_w, me) => [
+      move(`queueIfWanted(gen ${me.gen})`, (w, me) => {
+        const push = w.run((words) => queueIfWanted(words, SLOT, me.gen, wantOf(w.interest)));
+        w.result = push ? ' -> push' : ' -> nothing';
+        if (push) saw('queueIfWanted queued it');
+        me.pc = push ? 'push' : 'wait';
+      }),
+    ],
+    popped: () => [move('read interest', (w, me) => ((me.want = wantOf(w.interest)), (me.pc = 'popped-want')))],
+    'popped-want': (_w, me) => [
+      move(`claimQueued(want ${me.want!})`, (w, me) => {
+        const want = me.want!;
+        const word = w.run((words) => claimQueued(words, SLOT, want));
+        w.result = word === DROPPED ? ' -> DROPPED' : ` -> ${claimLabel(deliveredReady(word, 0, want))} from ${describeWord(word)}`;
+        me.want = 0;
+        me.pc = 'wait';
+        if (word === DROPPED) {
+          // The engine then looks at the interest again (queueIfWanted), as after a REMEMBERED claim.
+          me.gen = w.gen;
+          me.pc = 'requeue';
+          return saw('queue entry dropped');
+        }
+        deliver(w, me, genOf(word), deliveredReady(word, 0, want), `claimQueued (word ${describeWord(word)})`);
+      }),
+    ],
+    'edge-handle': (w, me) => {
+      const moves: Move[] = [];
+      // Reading until would-block consumes READABLE (stale, it costs that one would-block).
+      if (me.data! & Ready.READABLE) moves.push(move('handler reads until would-block', (w, me) => ((w.fdReady = false), (me.data! &= ~Ready.READABLE))));
+      if (me.data! & Ready.WRITABLE) moves.push(move('handler writes until would-block', (w, me) => ((w.fdWritable = false), (me.data! &= ~Ready.WRITABLE))));
+      const still = me.data! & (Ready.READABLE | Ready.WRITABLE);
+      const toggled = w.interest ^ Ready.WRITABLE;
+      const mayToggle = options.toggle === 'both' || (options.toggle === 'on' && (toggled & Ready.WRITABLE) !== 0);
+      for (const next of mayToggle ? [0, toggled] : [0]) {
+        // With nothing left unconsumed a plain rearm; with readiness left, rearm saying "still ready".
+        moves.push(
+          move(`rearm${next !== 0 ? ` (interest ${next})` : ''}${still !== 0 ? `, still ${still}` : ''}`, (w, me) => {
+            // Reactor.rearm refuses a thread the holder word does not name, before any transition.
+            if (w.holder !== w.actors.indexOf(me) + 1 || w.gen !== me.gen || w.state !== ACTIVE) {
+              w.result = ' -> refused';
+              expect(w.isDeleted(me.gen), 'a live token is accepted', () => `rearm(gen ${me.gen}) refused: ${w.describe()}`);
+              saw('holder found its registration deleted');
+              me.pc = 'wait';
+              return;
+            }
+            if (next !== 0) {
+              w.interest = next;
+              saw(next & Ready.WRITABLE ? 'interest gained WRITABLE' : 'interest lost WRITABLE');
+            }
+            me.want = still;
+            me.pc = 'edge-rearm';
+          }),
+        );
+      }
+      return moves;
+    },
+    'edge-rearm': (_w, me) => [
+      move(`rearmEdge(gen ${me.gen}, still ${me.want!})`, (w, me) => {
+        const r = w.run((words) => rearmEdge(words, SLOT, me.gen, me.want!, wantOf(w.interest)));
+        w.result = ` -> ${r === FORCED_PUSH ? 'FORCED_PUSH' : resultLabel(r)}`;
+        checkTokenResult(w, me.gen, r, 'rearmEdge');
+        expect(r === OK || r === FORCED_PUSH || w.isDeleted(me.gen), 'the holder may rearm', () => `rearmEdge returned ${r}: ${w.describe()}`);
+        me.want = 0;
+        me.data = 0;
+        me.pc = r === FORCED_PUSH ? 'push' : 'wait';
+        if (r === FORCED_PUSH) saw('rearmEdge pushed pending');
+        if (r === NOT_LIVE) saw('holder found its registration deleted');
+      }),
+    ],
+    push: () => [move('push ready queue', (w, me) => (w.push(SLOT), (me.pc = 'wait')))],
+  };
+}
+
 /** release(), checked: only a DELETING slot of that generation, once. */
 function doRelease(w: World, gen: number): void {
   expect(w.state === DELETING && w.gen === gen, 'only a DELETING slot is freed', () => `release for gen ${gen} on ${describeWord(w.word)}`);
@@ -616,6 +827,8 @@ export interface DeleterOptions {
   readonly readdOneshot: boolean;
   /** After the re-add, force the new token (must not be hidden by a stale queue entry). */
   readonly forceNew: boolean;
+  /** The re-added registration is EDGE. */
+  readonly readdEdge?: boolean;
 }
 
 /**
@@ -651,11 +864,12 @@ export function deleter(options: DeleterOptions): Program {
     remove: () => [move('kernel remove', (w, me) => (w.kernelRemove(me.gen), (me.pc = 'release')))],
     release: () => [move('release', (w, me) => (doRelease(w, me.gen), (me.pc = options.readd ? 'arm' : 'stale')))],
     arm: () => [
-      move(`arm(${options.readdOneshot ? 'oneshot' : 'dispatch'}) (re-add)`, (w, me) => {
-        const token = w.run((words) => arm(words, SLOT, options.readdOneshot ? ONESHOT : 0));
+      move(`arm(${options.readdOneshot ? 'oneshot' : options.readdEdge ? 'edge' : 'dispatch'}) (re-add)`, (w, me) => {
+        const token = w.run((words) => arm(words, SLOT, options.readdOneshot ? ONESHOT : options.readdEdge ? EDGE : 0));
         expect(slotOfToken(token) === SLOT && genOfToken(token) === nextGen(me.gen), 'a re-add gets the next generation', () => `token ${token}`);
         me.spare = genOfToken(token);
         if (options.readdOneshot) w.oneshot |= 1 << me.spare;
+        if (options.readdEdge) w.edge |= 1 << me.spare;
         if (w.word & QUEUED) saw('re-added under a stale queue entry');
         me.pc = 'add';
       }),
@@ -801,6 +1015,40 @@ export const kernel: Program = {
       : [],
 };
 
+/** An EDGE kernel entry (EPOLLET, both directions): reports what arrived, never needs re-arming. */
+export const edgeKernel: Program = {
+  run: (w) =>
+    w.entry.present && w.entry.edges !== 0
+      ? [
+          move(`kernel reports edges ${w.entry.edges} (gen ${w.entry.key})`, (w) => {
+            w.edgeInFlight.push(w.entry.key * 16 + w.entry.edges);
+            w.edgeInFlight.sort((a, b) => a - b);
+            w.entry.edges = 0;
+          }),
+        ]
+      : [],
+};
+
+/**
+ * The other end, for EDGE: writes data `budget` times (each an edge, readable or not already)
+ * and, `data` times, reads, giving the fd room to write again after a handler filled it.
+ */
+export const edgePeer: Program = {
+  run: (w, me) => {
+    const moves: Move[] = [];
+    if (me.budget > 0) moves.push(move('peer writes', (w, me) => (arrive(w, Ready.READABLE), me.budget--)));
+    if (me.data! > 0 && !w.fdWritable) moves.push(move('peer reads: room to write', (w, me) => (arrive(w, Ready.WRITABLE), me.data!--)));
+    return moves;
+  },
+};
+
+/** New readiness on the fd: an edge for the kernel entry to report. */
+function arrive(w: World, bit: number): void {
+  if (bit === Ready.READABLE) w.fdReady = true;
+  else w.fdWritable = true;
+  if (w.entry.present) w.entry.edges |= bit;
+}
+
 /** The other end of the connection: makes the fd ready, `budget` times. */
 export const peer: Program = {
   run: (w, me) => (me.budget > 0 && !w.fdReady ? [move('peer writes', (w, me) => ((w.fdReady = true), me.budget--))] : []),
@@ -820,7 +1068,9 @@ const stateInvariants: Readonly<Record<string, (w: World) => string | null>> = {
     const held = w.holders(w.gen);
     const s = w.state;
     if (s === ARMED && held.length > 0) return `ARMED but held by ${held[0]!.name}`;
-    if (s === ACTIVE && (held.length !== 1 || !['record', 'handle', 'kept', 'dead'].includes(held[0]!.pc))) return 'ACTIVE but nobody handles it';
+    if (s === ACTIVE && (held.length !== 1 || !['record', 'handle', 'kept', 'dead', 'edge-handle', 'edge-rearm'].includes(held[0]!.pc))) {
+      return 'ACTIVE but nobody handles it';
+    }
     if (s === REARMING && (held.length !== 1 || !['enable', 'endRearm', 'dead'].includes(held[0]!.pc))) return 'REARMING but nobody re-arms it';
     return null;
   },
@@ -862,7 +1112,7 @@ const stateInvariants: Readonly<Record<string, (w: World) => string | null>> = {
   'Q is one ready-queue entry': (w) => {
     const inRing = w.queue.filter((s) => s === SLOT).length;
     const owed = w.actors.filter((a) => OWES_PUSH.has(a.pc)).length;
-    const popped = w.actors.filter((a) => a.pc === 'popped').length;
+    const popped = w.actors.filter((a) => a.pc === 'popped' || a.pc === 'popped-want').length;
     const q = (w.word & QUEUED) !== 0 ? 1 : 0;
     return inRing + owed + popped === q ? null : `Q=${q} but ${inRing} in the ring, ${owed} pushes owed, ${popped} popped`;
   },
@@ -876,6 +1126,7 @@ const stateInvariants: Readonly<Record<string, (w: World) => string | null>> = {
   // slot is armed, its kernel entry not added yet).
   'every readiness that exists while armed is delivered': (w) => {
     if (w.state !== ARMED || w.actors.some((a) => ADDING.has(a.pc))) return null;
+    if (w.isEdge(w.gen)) return edgeCarriers(w);
     const queued = (w.word & QUEUED) !== 0;
     if ((w.word & (FORCE | PENDING | ABANDONED)) !== 0 && !queued) return 'a force, abandon or handed-on readiness is pending and not queued';
     if (!w.fdReady) return null;
@@ -892,6 +1143,33 @@ const stateInvariants: Readonly<Record<string, (w: World) => string | null>> = {
     return w.state === FREE ? 'entry for a FREE slot' : null;
   },
 };
+
+/**
+ * EDGE: what is pending (a force, an abandon, readiness in P the interest wants) is queued, or
+ * about to be by a waiter's queueIfWanted; and each readiness the fd has and the interest wants
+ * has a carrier: an edge the kernel has yet to report, an event in flight or being claimed, P
+ * in the queue, or P a queueIfWanted is about to look at. (Readiness in P the fd no longer has is
+ * stale: delivering it costs one would-block.)
+ */
+function edgeCarriers(w: World): string | null {
+  const gen = w.gen;
+  const want = wantOf(w.interest);
+  const pending = (w.word & PENDING) >>> PENDING_SHIFT;
+  const queued = (w.word & QUEUED) !== 0;
+  const requeuing = w.actors.some((a) => a.pc === 'requeue' && a.gen === gen);
+  if ((w.word & (FORCE | ABANDONED)) !== 0 && !queued) return 'a force or abandon is pending and not queued';
+  if ((pending & want) !== 0 && !queued && !requeuing) return 'wanted readiness is pending in P and not queued';
+  const e = w.entry;
+  const claiming = w.actors.filter((a) => a.pc === 'edge-claim').map((a) => a.data!);
+  for (const bit of [Ready.READABLE, Ready.WRITABLE]) {
+    if ((w.fdReadiness & want & bit) === 0) continue;
+    const inKernel = e.present && e.key === gen && (e.edges & bit) !== 0;
+    const inFlight = [...w.edgeInFlight, ...claiming].some((ev) => ev >> 4 === gen && (ev & bit) !== 0);
+    const inP = (pending & bit) !== 0 && (queued || requeuing);
+    if (!inKernel && !inFlight && !inP) return `the fd has readiness ${bit} the interest wants and nothing will deliver it`;
+  }
+  return null;
+}
 
 export function checkState(w: World): void {
   for (const [name, check] of Object.entries(stateInvariants)) {
@@ -925,12 +1203,20 @@ export function checkEnd(w: World): void {
   );
   if (!w.live || held.length > 0) return;
   let settled = w;
-  if (w.fdReady || (w.word & (FORCE | PENDING | ABANDONED)) !== 0) {
+  if (w.isEdge(gen)) {
+    const want = wantOf(w.interest);
+    if ((w.word & (FORCE | ABANDONED)) !== 0 || ((((w.word & PENDING) >>> PENDING_SHIFT) | w.fdReadiness) & want) !== 0) {
+      const wrong = edgeCarriers(w);
+      expect(wrong === null, 'no lost wake-up', () => `${wrong ?? ''}: ${w.describe()}`);
+      settled = drain(w, edgeWaiter({ toggle: 'none' }), edgeKernel);
+      saw(w.forcePending(gen) === 1 ? 'force delivered by the final drain' : 'readiness delivered by the final drain');
+    }
+  } else if (w.fdReady || (w.word & (FORCE | PENDING | ABANDONED)) !== 0) {
     const armedAndReady = w.entry.present && w.entry.armed && w.fdReady;
     const inFlight = w.inFlight.includes(gen);
     const queued = w.queue.includes(SLOT) && (w.word & (FORCE | PENDING | ABANDONED)) !== 0;
     expect(armedAndReady || inFlight || queued, 'no lost wake-up', () => `readiness or a force pending, nothing to deliver it: ${w.describe()}`);
-    settled = drain(w);
+    settled = drain(w, waiter({ mayRead: false, mayKeep: false }), kernel);
     if (w.abandonPending(gen) === 1) saw('abandoned delivered by the final drain');
     saw(w.forcePending(gen) === 1 ? 'force delivered by the final drain' : 'readiness delivered by the final drain');
   }
@@ -946,12 +1232,12 @@ export function checkEnd(w: World): void {
  * One more waiter takes whatever is there, the kernel still firing, until it is delivered
  * something; every step is checked like any other. Returns the state after that delivery.
  */
-function drain(end: World): World {
+function drain(end: World, program: Program, kernelProgram: Program): World {
   const w = end.clone();
-  const drainer: Actor = { name: 'drain', program: waiter({ mayRead: false, mayKeep: false }), pc: 'wait', gen: 0, budget: 1, spare: 0 };
+  const drainer: Actor = { name: 'drain', program, pc: 'wait', gen: 0, budget: 1, spare: 0 };
   w.actors.push(drainer);
   while (drainer.budget > 0) {
-    const first = [...drainer.program[drainer.pc]!(w, drainer), ...kernel.run!(w, drainer)][0];
+    const first = [...drainer.program[drainer.pc]!(w, drainer), ...kernelProgram.run!(w, drainer)][0];
     expect(first !== undefined, 'no lost wake-up', () => `draining delivered nothing: ${end.describe()}`);
     first!.run(w, drainer);
     checkState(w);
@@ -990,6 +1276,8 @@ export const slotModel: Model<World> = {
 
 export interface Start {
   readonly oneshot: boolean;
+  /** EDGE, with the fd writable at the add (so the kernel reports WRITABLE the interest does not want). */
+  readonly edge?: boolean;
   readonly fdReady: boolean;
   /** Start with the registration already delivered to the first waiter (it is handling it). */
   readonly firstWaiterHolds: boolean;
@@ -1002,18 +1290,22 @@ export interface Start {
 export function startWorld(start: Start, actors: readonly Omit<Actor, 'gen'>[]): World {
   const w = new World();
   w.word = 1 << GEN_SHIFT;
-  const token = w.run((words) => arm(words, SLOT, start.oneshot ? ONESHOT : 0));
+  const token = w.run((words) => arm(words, SLOT, start.oneshot ? ONESHOT : start.edge ? EDGE : 0));
   const gen = genOfToken(token);
   if (start.oneshot) w.oneshot |= 1 << gen;
-  w.kernelAdd(gen);
+  if (start.edge) w.edge |= 1 << gen;
   w.fdReady = start.fdReady;
+  w.fdWritable = start.edge === true;
+  w.kernelAdd(gen);
   w.actors = actors.map((a) => ({ ...a, gen }));
   if (start.firstWaiterHolds) {
     // The kernel fired and the first waiter claimed it: it now runs its handler.
     w.entry.armed = false;
     const first = w.actors[0]!;
     first.budget++;
-    deliver(w, first, gen, w.run((words) => claim(words, SLOT, gen, Ready.READABLE)), 'start');
+    const edges = w.entry.edges;
+    w.entry.edges = 0;
+    deliver(w, first, gen, w.run((words) => claim(words, SLOT, gen, start.edge ? edges : Ready.READABLE, wantOf(w.interest))), 'start');
   }
   return w;
 }
