@@ -315,6 +315,13 @@ function move(label: string, run: (w: World, me: Actor) => void): Move {
   return { label, run };
 }
 
+/** A waiter pops the ready queue; what it popped is handled at 'popped'. */
+const popReadyQueue = move('pop ready queue', (w, me) => {
+  const slot = w.queue.shift();
+  expect(slot === SLOT, 'the queue holds slots', () => `popped ${String(slot)}`);
+  me.pc = 'popped';
+});
+
 /**
  * Program counters at which a waiter holds the registration `gen` it was delivered. A waiter
  * that died holding it ('dead') holds it until recovery hands it on ('buried').
@@ -534,15 +541,7 @@ export function waiter(options: WaiterOptions): Program {
           }),
         );
       }
-      if (w.queue.length > 0) {
-        moves.push(
-          move('pop ready queue', (w, me) => {
-            const slot = w.queue.shift();
-            expect(slot === SLOT, 'the queue holds slots', () => `popped ${String(slot)}`);
-            me.pc = 'popped';
-          }),
-        );
-      }
+      if (w.queue.length > 0) moves.push(popReadyQueue);
       return moves;
     },
     popped: () => [
@@ -679,15 +678,7 @@ export function edgeWaiter(options: EdgeWaiterOptions): Program {
           }),
         );
       }
-      if (w.queue.length > 0) {
-        moves.push(
-          move('pop ready queue', (w, me) => {
-            const slot = w.queue.shift();
-            expect(slot === SLOT, 'the queue holds slots', () => `popped ${String(slot)}`);
-            me.pc = 'popped';
-          }),
-        );
-      }
+      if (w.queue.length > 0) moves.push(popReadyQueue);
       return moves;
     },
     'edge-claim': (_w, me) => [
