@@ -4,7 +4,7 @@
  * registration, socket or reactor it was given still works afterwards.
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { availableBackends, Events, Interest, Ready, Reactor, ReactorError, runWorkers, type ReactorErrorCode, type ReactorHandle } from '../src/index.js';
+import { availableBackends, Events, Interest, Mode, Ready, Reactor, ReactorError, runWorkers, type ReactorErrorCode, type ReactorHandle } from '../src/index.js';
 import * as net from '../src/net/index.js';
 import { closeFd, drain, send, socketPair } from './support/sockets.js';
 
@@ -377,6 +377,25 @@ describe('rearm interest', () => {
     const t = held(r);
     expectError(() => r.rearm(t, interest as number), code);
     r.rearm(t, Interest.WRITABLE); // still held: a rearm by a thread that does not hold it is EINVAL
+    expect(delivered(r, t) & Ready.WRITABLE).toBe(Ready.WRITABLE);
+    r.delete(t);
+  });
+});
+
+describe.each([Mode.DISPATCH, Mode.EDGE])('rearm stillReady, %s', (mode) => {
+  let r: Reactor;
+  beforeAll(() => {
+    r = open({ capacity: 64, mode });
+  });
+  it.each(
+    table('EINVAL', ['undefined'], {}, [
+      ['16 (not a readiness P keeps)', 16, 'EINVAL'],
+      ['Ready.FORCED', Ready.FORCED, 'EINVAL'],
+    ]),
+  )('stillReady %s: %s, and the handler still holds the event', (_label, stillReady, code) => {
+    const t = held(r);
+    expectError(() => r.rearm(t, undefined, stillReady as number), code);
+    r.rearm(t, Interest.WRITABLE, Ready.WRITABLE); // still held: only its holder may re-arm it
     expect(delivered(r, t) & Ready.WRITABLE).toBe(Ready.WRITABLE);
     r.delete(t);
   });

@@ -135,9 +135,10 @@ export class CoreReactor {
     const slot = this.slotOf(token);
     const gen = genOfToken(token);
     const nextInterest = interest === undefined ? 0 : checkInterest(interest);
+    const still = stillReady === 0 ? 0 : checkReady(stillReady); // DISPATCH re-checks readiness itself
     const { lifetime, table } = this.memory;
     const words = table.words;
-    if ((words[slot]! & EDGE) !== 0) return this.engine.rearmEdge(token, slot, gen, nextInterest, checkReady(stillReady));
+    if ((words[slot]! & EDGE) !== 0) return this.engine.rearmEdge(token, slot, gen, nextInterest, still);
     // No lifetime count here, to keep the hot path short: a REARMING slot holds the kernel
     // objects open instead (finalize waits until no slot is REARMING), and CLOSED is read
     // after entering REARMING, so either this call sees it or the finalizer sees the slot.
