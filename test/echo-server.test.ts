@@ -15,6 +15,7 @@ import { startServer, type Server, type ServerMode, type ServerOptions } from '.
 import { Connections } from '../examples/echo-server/shared.js';
 import { headLength, HttpRequest, parseHead, PARSED } from '../examples/echo-server/http.js';
 import * as net from '../src/net/index.js';
+import { raiseFdLimit } from '../src/sys/limits.js';
 import { setReceiveBuffer } from './support/receive-buffer.js';
 import { until } from './support/wait.js';
 
@@ -452,7 +453,16 @@ async function startListeningCli(fdLimit?: number, args: string[] = []) {
 }
 
 it('bad_flags_exit_2_with_usage', async () => {
-  for (const args of [['--bogus'], ['--threads', 'many'], ['--threads', '0'], ['--mode', 'level'], ['stray']]) {
+  for (const args of [
+    ['--bogus'],
+    ['--threads', 'many'],
+    ['--threads', '0'],
+    ['--mode', 'level'],
+    ['--max-connections', '0'],
+    ['--max-connections', '-5'],
+    ['--max-connections', '1e9'],
+    ['stray'],
+  ]) {
     const { out, exited } = startCli(args);
     assert.equal(await exited, 2, `${args.join(' ')}: exit code`);
     assert.match(out.stderr, /usage: node build\/examples\/echo-server\/main\.js/, args.join(' '));
@@ -468,7 +478,7 @@ it('help_exits_0', async () => {
 
 it.each(MODES)('sigint_stops_the_cli_gracefully_with_a_summary_in_%s_mode', async (mode) => {
   const { child, out, exited } = await startListeningCli(undefined, ['--mode', mode]);
-  assert.match(out.stdout, new RegExp(`, 2 threads, ${mode} mode;`));
+  assert.match(out.stdout, new RegExp(`, 2 threads, ${mode} mode,`));
   child.kill('SIGINT');
   assert.equal(await exited, 0);
   assert.match(out.stdout, /SIGINT: stopping\nsummary after [\d.]+ s\n {2}connections +0 accepted/);
@@ -476,7 +486,8 @@ it.each(MODES)('sigint_stops_the_cli_gracefully_with_a_summary_in_%s_mode', asyn
 
 it.skipIf(process.platform === 'win32')('running_out_of_fds_does_not_stop_accepting', async () => {
   const fdLimit = 64;
-  const { child, out, exited, echoPort } = await startListeningCli(fdLimit);
+  // A connection limit above the descriptors: the default would stop at the limit less its margin.
+  const { child, out, exited, echoPort } = await startListeningCli(fdLimit, ['--max-connections', '4096']);
   // How many of the limit Node holds itself depends on its version (22 and later add libuv's
   // io_uring rings): clients connect one at a time until accept runs out, which finds what is free.
   const clients: Client[] = [];
@@ -511,4 +522,52 @@ it('sigint_after_client_churn_exits_0_with_the_summary', async () => {
   assert.equal(await exited, 0, out.stderr);
   assert.equal(out.stderr, '');
   assert.match(out.stdout, /connections +8,000 accepted, .* 0 cut at shutdown\n[^]*requests/);
+});
+
+/** Opens `total` echo clients, `batch` at a time, each of which sends a byte and gets it back; all stay open. */
+async function openEchoing(port: number, total: number, batch: number): Promise<Client[]> {
+  const clients: Client[] = [];
+  while (clients.length < total) {
+    const more = await Promise.all(Array.from({ length: Math.min(batch, total - clients.length) }, () => Client.connect(port)));
+    for (const c of more) c.socket.write('x');
+    await until('a batch of echoes', () => more.every((c) => c.received === 1), 20_000);
+    clients.push(...more);
+  }
+  return clients;
+}
+
+/** The connections row of a CLI summary: [accepted, refused]. */
+function acceptedAndRefused(stdout: string): [number, number] {
+  const row = /connections +([\d,]+) accepted, .* ([\d,]+) refused/.exec(stdout);
+  assert.ok(row, `no connections row: ${stdout}`);
+  return [Number(row[1]!.replaceAll(',', '')), Number(row[2]!.replaceAll(',', ''))];
+}
+
+const C10K = 10_000;
+// Both processes hold one descriptor per connection, besides their own.
+const fdsForC10k = raiseFdLimit().soft >= C10K + 256;
+
+it.skipIf(!fdsForC10k)('cli_with_default_flags_holds_10000_connections_at_once_where_the_fd_limit_allows', async () => {
+  const { child, out, exited, echoPort } = await startListeningCli();
+  const clients = await openEchoing(echoPort, C10K, 500);
+  assert.equal(clients.filter((c) => c.ended || c.error !== undefined).length, 0, 'every connection still open');
+  child.kill('SIGINT');
+  assert.equal(await exited, 0, out.stderr);
+  assert.deepEqual(acceptedAndRefused(out.stdout), [C10K, 0]);
+  assert.match(out.stdout, /errors +0 accept, 0 handler/);
+}, 60_000);
+
+it('cli_refuses_and_counts_connections_beyond_max_connections', async () => {
+  const max = 100;
+  const extra = 50;
+  const { child, out, exited, echoPort } = await startListeningCli(undefined, ['--max-connections', String(max)]);
+  assert.match(out.stdout, new RegExp(`at most ${max} connections`));
+  const served = await openEchoing(echoPort, max, max);
+  const refused = await Promise.all(Array.from({ length: extra }, () => Client.connect(echoPort)));
+  await until('the connections beyond the limit to be closed', () => refused.every((c) => c.ended || c.error !== undefined));
+  assert.ok(refused.every((c) => c.received === 0), 'a refused connection is not served');
+  assert.ok(served.every((c) => !c.ended && c.error === undefined), 'the served ones stay open');
+  child.kill('SIGINT');
+  assert.equal(await exited, 0, out.stderr);
+  assert.deepEqual(acceptedAndRefused(out.stdout), [max, extra]);
 });

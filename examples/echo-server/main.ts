@@ -4,10 +4,11 @@
  */
 import { parseArgs } from 'node:util';
 import { ReactorError } from '../../src/index.js';
-import { startServer, type ServerMode, type ServerOptions, type Stats, type Summary } from './server.js';
+import { raiseFdLimit } from '../../src/sys/limits.js';
+import { FD_MARGIN, startServer, type ServerMode, type ServerOptions, type Stats, type Summary } from './server.js';
 
 const USAGE =
-  'usage: node build/examples/echo-server/main.js [--threads N] [--host ADDR] [--port N] [--http-port N] [--idle-ms N] [--header-timeout-ms N] [--mode edge|dispatch] [--help]';
+  'usage: node build/examples/echo-server/main.js [--threads N] [--host ADDR] [--port N] [--http-port N] [--idle-ms N] [--header-timeout-ms N] [--mode edge|dispatch] [--max-connections N] [--help]';
 
 const HELP = `${USAGE}
 
@@ -24,6 +25,9 @@ A multi-threaded TCP echo server on evdispatch, with an HTTP/1.1 keep-alive resp
                  how connections are registered: edge (the default) re-arms with no
                  system call, remembering what arrives while a thread handles one;
                  dispatch re-arms in the kernel (EPOLLONESHOT, EV_DISPATCH), for comparison
+  --max-connections N
+                 the most connections open at once; more are closed at once and counted
+                 as refused (default: the descriptor limit, raised to its hard limit, less ${FD_MARGIN})
   --help         this text
 Try it: nc 127.0.0.1 7070, or curl -s http://127.0.0.1:7071/. Ctrl-C stops it gracefully.`;
 
@@ -55,6 +59,7 @@ function parseFlags(argv: string[]) {
         'idle-ms': { type: 'string' },
         'header-timeout-ms': { type: 'string' },
         mode: { type: 'string' },
+        'max-connections': { type: 'string' },
         help: { type: 'boolean', short: 'h' },
       },
       strict: true,
@@ -77,6 +82,7 @@ function parseOptions(argv: string[]): ServerOptions | undefined {
     idleMs: integer('idle-ms', values['idle-ms']),
     headerTimeoutMs: integer('header-timeout-ms', values['header-timeout-ms']),
     mode: values.mode as ServerMode | undefined, // startServer checks it
+    maxConnections: integer('max-connections', values['max-connections']),
   };
   // Only what was given: the server's own defaults stand for the rest.
   return Object.fromEntries(Object.entries(options).filter(([, v]) => v !== undefined)) as ServerOptions;
@@ -94,7 +100,7 @@ const count = (n: number): string => n.toLocaleString('en-US');
 function statusLine(s: Stats, eventsPerSecond: number): string {
   return (
     `open ${count(s.open)} | accepted ${count(s.accepted)} | in ${bytes(s.bytesIn)} | out ${bytes(s.bytesOut)} | ` +
-    `${count(Math.round(eventsPerSecond))} events/s | idle-closed ${count(s.idleClosed)}`
+    `${count(Math.round(eventsPerSecond))} events/s | idle-closed ${count(s.idleClosed)} | refused ${count(s.refused)} | accept errors ${count(s.acceptErrors)}`
   );
 }
 
@@ -122,6 +128,8 @@ const options = parseOptions(process.argv.slice(2));
 if (options === undefined) {
   process.stdout.write(`${HELP}\n`);
 } else {
+  // Before anything opens a descriptor: the default connection limit is sized from it.
+  const fdLimit = raiseFdLimit();
   const server = await startServer(options).catch((e: unknown): never => {
     // A value out of range (--threads 0, --port 70000, --mode other) or a host that is no address: usage.
     if (e instanceof RangeError || (e instanceof ReactorError && e.code === 'EINVAL')) usageError(e.message);
@@ -148,5 +156,8 @@ if (options === undefined) {
   process.once('SIGINT', (signal) => void shutdown(signal));
   process.once('SIGTERM', (signal) => void shutdown(signal));
   const host = options.host ?? '127.0.0.1';
-  console.log(`echo on ${host}:${server.echoPort}, HTTP on ${host}:${server.httpPort}, ${options.threads ?? 2} threads, ${options.mode ?? 'edge'} mode; Ctrl-C stops`);
+  console.log(
+    `echo on ${host}:${server.echoPort}, HTTP on ${host}:${server.httpPort}, ${options.threads ?? 2} threads, ${options.mode ?? 'edge'} mode, ` +
+      `at most ${count(server.maxConnections)} connections (descriptor limit ${count(fdLimit.soft)}); Ctrl-C stops`,
+  );
 }

@@ -5,6 +5,7 @@
 import { setTimeout as sleep } from 'node:timers/promises';
 import { Interest, Mode, Reactor, ReactorError, runWorkers } from '../../src/index.js';
 import * as net from '../../src/net/index.js';
+import { raiseFdLimit } from '../../src/sys/limits.js';
 import type { ServerData } from './handler.js';
 import { C, Connections, header, Kind, now, Shared, STATE_BYTES, type Counts } from './shared.js';
 
@@ -25,7 +26,11 @@ export interface ServerOptions {
    * connection is closed (default 10,000 ms), however often bytes of it arrive.
    */
   readonly headerTimeoutMs?: number;
-  /** The most connections open at once (default 4096); more are accepted and closed at once. */
+  /**
+   * The most connections open at once; more are accepted, closed at once and counted as refused.
+   * Default: what the descriptor limit (raised to its hard limit) leaves after FD_MARGIN, within
+   * MAX_CONNECTIONS.
+   */
   readonly maxConnections?: number;
   /**
    * How connections are registered (default 'edge'): EDGE, with no system call per re-arm, or
@@ -53,10 +58,24 @@ export interface Summary extends Stats {
   readonly cut: number;
 }
 
+/** The listeners: registrations beside the connections. */
+const LISTENERS = 2;
+/** Descriptors kept back from connections for the process's own (Node, the reactor, the listeners). */
+export const FD_MARGIN = 64;
+/** The reactor holds at most 2 GiB of state: this many connections of STATE_BYTES each. */
+export const MAX_CONNECTIONS = Math.floor(2 ** 31 / STATE_BYTES) - LISTENERS;
+
+/** The default connection limit for a descriptor limit of `fdLimit` (Infinity: none). */
+export function defaultMaxConnections(fdLimit: number): number {
+  return Math.max(1, Math.min(fdLimit - FD_MARGIN, MAX_CONNECTIONS));
+}
+
 /** A running server. */
 export interface Server {
   readonly echoPort: number;
   readonly httpPort: number;
+  /** The connection limit in force. */
+  readonly maxConnections: number;
   stats(): Stats;
   /**
    * Stops gracefully: closes the listeners; then each connection reads what is already in its
@@ -99,13 +118,12 @@ export async function startServer(options: ServerOptions = {}): Promise<Server> 
   const threads = checkInt('threads', options.threads ?? 2, 1, 64);
   const idleMs = checkInt('idleMs', options.idleMs ?? 30_000, 1, 0x7fffffff);
   const headerTimeoutMs = checkInt('headerTimeoutMs', options.headerTimeoutMs ?? 10_000, 1, 0x7fffffff);
-  const maxConnections = checkInt('maxConnections', options.maxConnections ?? 4096, 1, 1 << 20);
+  const maxConnections = checkInt('maxConnections', options.maxConnections ?? defaultMaxConnections(raiseFdLimit().soft), 1, MAX_CONNECTIONS);
   const mode = checkMode(options.mode ?? Mode.EDGE);
   const started = now();
-  // Two registrations more than connections: the listeners.
-  const reactor = Reactor.open({ capacity: maxConnections + 2, stateBytes: STATE_BYTES });
+  const reactor = Reactor.open({ capacity: maxConnections + LISTENERS, stateBytes: STATE_BYTES });
   const shared = Shared.create(threads);
-  const connections = Connections.create(maxConnections + 2);
+  const connections = Connections.create(maxConnections + LISTENERS);
   const listeners: { kind: Kind; fd: number; token: number }[] = [];
   try {
     for (const [kind, port] of [
@@ -173,6 +191,7 @@ export async function startServer(options: ServerOptions = {}): Promise<Server> 
   return {
     echoPort: net.localPort(listeners[0]!.fd),
     httpPort: net.localPort(listeners[1]!.fd),
+    maxConnections,
     stats,
     stop: (o = {}) => (stopping ??= stop(checkInt('drainMs', o.drainMs ?? 2000, 0, 0x7fffffff))),
   };

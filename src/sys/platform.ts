@@ -24,6 +24,8 @@ export interface Platform {
   readonly sockets: SocketApi | undefined;
   /** Whether the native helper (src/native) exists for this OS: it drives epoll. */
   readonly nativeHelper: boolean;
+  /** RLIMIT_NOFILE for getrlimit/setrlimit (POSIX): Linux bits/resource.h, BSD sys/resource.h. */
+  readonly rlimitNofile: number | undefined;
 }
 
 /** The environment variable naming a libkqueue shared library: the only way to kqueue on Linux. */
@@ -55,6 +57,7 @@ export function platformOf(os: string, arch: string, kqueueLib: string | undefin
     kqueue,
     sockets: os === 'win32' ? 'winsock' : os in LIBC ? 'posix' : undefined,
     nativeHelper: os === 'linux',
+    rlimitNofile: os === 'linux' || os === 'android' ? 7 : os in LIBC ? 8 : undefined,
   };
 }
 
