@@ -27,7 +27,8 @@ A multi-threaded TCP echo server on evdispatch, with an HTTP/1.1 keep-alive resp
                  dispatch re-arms in the kernel (EPOLLONESHOT, EV_DISPATCH), for comparison
   --max-connections N
                  the most connections open at once; more are closed at once and counted
-                 as refused (default: the descriptor limit, raised to its hard limit, less ${FD_MARGIN})
+                 as refused (default: the descriptor limit, raised to its hard limit,
+                 less ${FD_MARGIN}, or less a quarter of a small limit)
   --help         this text
 Try it: nc 127.0.0.1 7070, or curl -s http://127.0.0.1:7071/. Ctrl-C stops it gracefully.`;
 

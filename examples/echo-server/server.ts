@@ -28,8 +28,8 @@ export interface ServerOptions {
   readonly headerTimeoutMs?: number;
   /**
    * The most connections open at once; more are accepted, closed at once and counted as refused.
-   * Default: what the descriptor limit (raised to its hard limit) leaves after FD_MARGIN, within
-   * MAX_CONNECTIONS.
+   * Default: what the descriptor limit (raised to its hard limit) leaves after FD_MARGIN (or a
+   * quarter of a small limit), within MAX_CONNECTIONS.
    */
   readonly maxConnections?: number;
   /**
@@ -60,14 +60,18 @@ export interface Summary extends Stats {
 
 /** The listeners: registrations beside the connections. */
 const LISTENERS = 2;
-/** Descriptors kept back from connections for the process's own (Node, the reactor, the listeners). */
+/**
+ * Descriptors kept back from connections for the process's own (Node, the reactor, the
+ * listeners), or a quarter of a small limit: under `ulimit -n 64` the server still takes
+ * connections until accept reports EMFILE, as a server should.
+ */
 export const FD_MARGIN = 64;
 /** The reactor holds at most 2 GiB of state: this many connections of STATE_BYTES each. */
 export const MAX_CONNECTIONS = Math.floor(2 ** 31 / STATE_BYTES) - LISTENERS;
 
 /** The default connection limit for a descriptor limit of `fdLimit` (Infinity: none). */
 export function defaultMaxConnections(fdLimit: number): number {
-  return Math.max(1, Math.min(fdLimit - FD_MARGIN, MAX_CONNECTIONS));
+  return Math.max(1, Math.min(fdLimit - Math.min(FD_MARGIN, Math.floor(fdLimit / 4)), MAX_CONNECTIONS));
 }
 
 /** A running server. */
