@@ -77,6 +77,7 @@ export class Engine {
     options: EngineOptions,
   ) {
     this.me = memory.lifetime.attachment;
+    memory.lifetime.finalizer = () => this.finalize();
     this.waitSliceMs = options.waitSliceMs;
     this.staged = options.batchRearms ? new RearmBatch(memory.table, this) : undefined;
   }
@@ -100,7 +101,7 @@ export class Engine {
 
   /** Counts this thread out; the last one out of a closed reactor frees the kernel objects. */
   leave(): void {
-    if (this.memory.lifetime.leave()) this.finalize();
+    this.memory.lifetime.leave();
   }
 
   /** Applies this thread's staged re-arms now, if any. */
@@ -407,7 +408,7 @@ export class Engine {
       if (r === FORCED_PUSH) this.memory.queue.push(slot);
     }
     if (handedOn > 0) this.backend.wake();
-    if (lifetime.free(dead)) this.finalize();
+    lifetime.free(dead);
     return handedOn;
   }
 

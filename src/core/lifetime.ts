@@ -35,6 +35,11 @@ const DEAD = 2;
  * CLOSED" safe.
  */
 export class Lifetime {
+  /**
+   * Frees the kernel objects: called once, by whichever thread brings the count of users of a
+   * closed reactor to zero, wherever that happens (a refused `enter` included). Set by the engine.
+   */
+  finalizer: () => void = () => {};
   private readonly words: Int32Array;
   /** This attachment's number, 1 to MAX_ATTACHMENTS: the holder a delivery records. */
   readonly attachment: number;
@@ -84,7 +89,11 @@ export class Lifetime {
     return Atomics.load(this.words, CLOSED) !== 0;
   }
 
-  /** Counts the caller in; false if the reactor is closed (the caller must not touch it). */
+  /**
+   * Counts the caller in; false if the reactor is closed (the caller must not touch it). Being
+   * counted in, briefly, it may be the last user of a closed reactor as it leaves again: then it
+   * finalizes, as any last user does.
+   */
   enter(): boolean {
     Atomics.add(this.words, this.users, 1);
     if (Atomics.load(this.words, CLOSED) === 0) return true;
@@ -92,16 +101,16 @@ export class Lifetime {
     return false;
   }
 
-  /** Counts the caller out; true if the caller must now finalize (free the kernel objects). */
-  leave(): boolean {
+  /** Counts the caller out; the last user out of a closed reactor finalizes. */
+  leave(): void {
     Atomics.sub(this.words, this.users, 1);
-    return Atomics.load(this.words, CLOSED) !== 0 && this.claimFinalize();
+    if (Atomics.load(this.words, CLOSED) !== 0 && this.claimFinalize()) this.finalizer();
   }
 
-  /** Marks the reactor closed. True if the caller must finalize now (nobody is inside). */
-  close(): boolean {
-    if (Atomics.compareExchange(this.words, CLOSED, 0, 1) !== 0) return false;
-    return this.claimFinalize();
+  /** Marks the reactor closed, and finalizes now if nobody is inside. */
+  close(): void {
+    if (Atomics.compareExchange(this.words, CLOSED, 0, 1) !== 0) return;
+    if (this.claimFinalize()) this.finalizer();
   }
 
   /**
@@ -121,10 +130,10 @@ export class Lifetime {
     return dead;
   }
 
-  /** Frees the entries `exited` returned, for new threads to join. True if the caller must now finalize. */
-  free(attachments: readonly number[]): boolean {
+  /** Frees the entries `exited` returned, for new threads to join; finalizes a closed reactor nobody is in. */
+  free(attachments: readonly number[]): void {
     for (const a of attachments) Atomics.store(this.words, FIRST_ENTRY + (a - 1) * ENTRY_INTS + STATE, FREE);
-    return this.closed && this.claimFinalize();
+    if (this.closed && this.claimFinalize()) this.finalizer();
   }
 
   private claimFinalize(): boolean {
