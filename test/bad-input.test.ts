@@ -250,7 +250,7 @@ describe('Reactor.attach', () => {
     ['the deadline times of a larger reactor', forged((h) => (part(h, 'deadlines')['times'] = other().deadlines.times))],
     ['the state buffer of a larger reactor', forged((h) => (part(h, 'state')['buffer'] = other().state.buffer))],
     ['a 16-byte table header', forged((h) => (part(h, 'table')['header'] = new SharedArrayBuffer(16)))],
-    ['a fixed-size table words column', forged((h) => (part(part(h, 'table'), 'columns')['words'] = new SharedArrayBuffer(32)))],
+    ['a 16-byte table words column', forged((h) => (part(part(h, 'table'), 'columns')['words'] = new SharedArrayBuffer(16)))],
     ['a 4-byte signals buffer', forged((h) => (h['signals'] = new SharedArrayBuffer(4)))],
     ['a 4-byte lifetime buffer', forged((h) => (h['lifetime'] = new SharedArrayBuffer(4)))],
     ['an ArrayBuffer for the queue', forged((h) => (h['queue'] = new ArrayBuffer(real.queue.byteLength)))],

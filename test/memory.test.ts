@@ -16,6 +16,7 @@ import { Deadlines } from '../src/core/deadlines.js';
 import { ReadyQueue } from '../src/core/ready-queue.js';
 import { beginDelete, genOfToken, isLive, slotOfToken } from '../src/core/state-machine.js';
 import { Table } from '../src/core/table.js';
+import { GROWABLE } from '../src/core/growable.js';
 
 const MiB = 2 ** 20;
 const mib = (bytes: number): string => `${(bytes / MiB).toFixed(1)} MiB`;
@@ -97,7 +98,10 @@ const HIGH_SLOT_FDS = 70_000;
 const canRaiseFdLimit = process.platform === 'linux' && withFdLimit(HIGH_SLOT_FDS + 1000, () => {});
 
 describe.runIf(process.platform === 'linux')('memory', () => {
-  it('open_close_10000_default_reactors_keeps_rss_flat', () => {
+  // On V8 12 (Node 22) memory is made at full size (GROWABLE in src/core/growable.ts).
+  const growsWithUse = GROWABLE ? it : it.skip;
+  const onV8_12 = GROWABLE ? '' : ' [skipped: needs growable SharedArrayBuffers, which V8 12 (Node 22) aborts on]';
+  growsWithUse(`open_close_10000_default_reactors_keeps_rss_flat${onV8_12}`, () => {
     const cycles = 10_000;
     const probe = Reactor.open();
     const capacity = probe.capacity;
@@ -117,7 +121,7 @@ describe.runIf(process.platform === 'linux')('memory', () => {
     assert.ok(peak - start < 150 * MiB, `rss grew by ${mib(peak - start)}, more than 150 MiB`);
   });
 
-  it('capacity_2_20_costs_memory_for_the_registrations_in_use', () => {
+  growsWithUse(`capacity_2_20_costs_memory_for_the_registrations_in_use${onV8_12}`, () => {
     const capacity = 2 ** 20;
     const r = Reactor.open({ capacity });
     const fds = eventfds(10_000);
@@ -233,6 +237,7 @@ describe.runIf(process.platform === 'linux')('memory', () => {
     const bytes = (o: object): number => Object.values(o).reduce<number>((sum, v) => sum + (v instanceof SharedArrayBuffer ? v.byteLength : typeof v === 'object' ? bytes(v as object) : 0), 0);
     const shared = bytes(table.memory) + bytes(deadlines.memory) + queue.buffer.byteLength;
     console.log(`capacity ${capacity}, ${count} registrations (core structures): ${mib(shared)} of shared memory`);
-    assert.ok(shared < capacity * 16, `${mib(shared)}: sized by the capacity`);
+    // Where buffers cannot grow (V8 12, GROWABLE false) they are made at full size: nothing to compare.
+    if (GROWABLE) assert.ok(shared < capacity * 16, `${mib(shared)}: sized by the capacity`);
   });
 });
