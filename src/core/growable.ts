@@ -13,12 +13,13 @@ import { ReactorError } from './errors.js';
 export const FIRST_BYTES = 4096;
 
 /**
- * Whether this V8 can be trusted with growable SharedArrayBuffers. V8 12 (Node 22) aborts in a
- * full collection ("Check failed: (result.ptr) != nullptr", marking roots) once thousands of
- * them have been made and dropped: about one run in three of 10,000 `Reactor.open().close()`.
- * There every buffer is made at its full size instead, as before memory grew with use.
+ * Whether this V8 can be trusted with growable SharedArrayBuffers made and dropped by the
+ * thousand. Node 20's (V8 11) can. V8 12 (Node 22) aborts in a full collection ("Check failed:
+ * (result.ptr) != nullptr", marking roots) about one run in three of 10,000
+ * `Reactor.open().close()`, and V8 13 (Node 24) once ran out of memory in one ("Worklist::Segment
+ * ::Create"). Elsewhere every buffer is made at its full size, as before memory grew with use.
  */
-export const GROWABLE = !process.versions.v8.startsWith('12.');
+export const GROWABLE = process.versions.v8.startsWith('11.');
 
 /** A buffer of `bytes`, growable up to `maxBytes` (or of `maxBytes` at once, where not GROWABLE). */
 export function growable(bytes: number, maxBytes: number): SharedArrayBuffer {
