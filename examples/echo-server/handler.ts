@@ -151,11 +151,17 @@ export function setup({ reactor, index, data }: WorkerContext<ServerData>): Even
   const scratch = new Uint8Array(STATE_BYTES);
   const request = new HttpRequest();
   /**
-   * Whether this delivery's last read filled what it asked for, so the socket may hold more. An
-   * EDGE registration is delivered again for that input only if the re-arm says it is still
-   * ready; a DISPATCH one is re-checked by the kernel and ignores it.
+   * Whether the socket may hold more after this delivery's last read: it filled what it asked
+   * for, or the peer has shut down, so the end of stream is still to read. An EDGE registration
+   * is delivered again for that input only if the re-arm says it is still ready; a DISPATCH one
+   * is re-checked by the kernel and ignores it.
    */
   let mayHaveMore = false;
+  /**
+   * Whether this delivery reported HANGUP. Its data and the peer's FIN may have come as one edge:
+   * a short read then leaves the end of stream unread, and no edge will announce it again.
+   */
+  let hangup = false;
 
   function onListener(token: number, kind: Kind, state: Uint8Array): void {
     const fd = new DataView(state.buffer, state.byteOffset).getInt32(FD, true);
@@ -233,6 +239,7 @@ export function setup({ reactor, index, data }: WorkerContext<ServerData>): Even
   function onConnection(token: number, flags: number, kind: Kind, state: Uint8Array): void {
     c.load(token, kind, state);
     mayHaveMore = false;
+    hangup = (flags & Ready.HANGUP) !== 0;
     if (c.handledBy(thread)) shared.add(C.handoffs, 1);
     if (flags & Ready.TIMEOUT && onTimeout()) return;
     let finished: boolean;
@@ -313,7 +320,7 @@ export function setup({ reactor, index, data }: WorkerContext<ServerData>): Even
   /** recv, noting whether the socket may hold more than it gave. */
   function read(into: Uint8Array, at: number, length: number): number {
     const n = net.recv(c.fd, into, at, length);
-    mayHaveMore = n === length;
+    mayHaveMore = n === length || (hangup && n > 0);
     return n;
   }
 
@@ -338,9 +345,10 @@ export function setup({ reactor, index, data }: WorkerContext<ServerData>): Even
    * Echoes what the socket has. With nothing pending, it reads into this thread's scratch and
    * sends from there, so the bytes reach the shared state only if the socket refuses some;
    * behind pending output it reads straight after it: order is kept either way. A short read
-   * means the socket is empty: reading again would only cost an EAGAIN. What comes after is
-   * not missed: DISPATCH re-checks readiness at the re-arm, and under EDGE its arrival is an
-   * edge. Stopping with a full read (the budget, or no room), the re-arm says it is still ready.
+   * means the socket is empty, unless the delivery said HANGUP: reading again would only cost an
+   * EAGAIN. What comes after is not missed: DISPATCH re-checks readiness at the re-arm, and under
+   * EDGE its arrival is an edge. Stopping while the socket may hold more (the budget, no room, or
+   * an end of stream not yet read), the re-arm says it is still ready.
    */
   function echo(): void {
     for (let budget = READ_BUDGET; budget > 0 && canRead(); ) {
@@ -357,7 +365,7 @@ export function setup({ reactor, index, data }: WorkerContext<ServerData>): Even
         c.outLen += n;
         flush();
       }
-      if (n < want) return emptied();
+      if (!mayHaveMore) return emptied();
     }
   }
 
@@ -399,8 +407,9 @@ export function setup({ reactor, index, data }: WorkerContext<ServerData>): Even
       if (!received(n)) break;
       c.reqLen += n;
       budget -= n;
-      // As in echo(): a short read means the socket is empty; answer what came and re-arm.
-      drained = n < room;
+      // As in echo(): a short read means the socket is empty (without a HANGUP); answer what
+      // came and re-arm.
+      drained = !mayHaveMore;
       if (drained) emptied();
     }
     if (!partial || c.flags & Flag.NO_MORE_INPUT) c.headStarted = 0;

@@ -40,9 +40,10 @@ export const Mode = {
    * Dispatch-once without a system call per event: the kernel reports edges (EPOLLET, EV_CLEAR)
    * for both directions, and the reactor keeps one handler per event, remembering what arrives
    * while it is held and delivering it right after `rearm`, which makes no system call. A
-   * handler reads until the call would block (or a read comes up short) before it re-arms, or
-   * re-arms with what is still ready (`rearm(token, interest, Ready.READABLE)`). IOCP has no
-   * edges: there EDGE behaves as DISPATCH.
+   * handler reads until the call would block (or a read comes up short, unless the delivery
+   * says HANGUP: data and the peer's shutdown may come as one edge, and the end of stream is
+   * still to read) before it re-arms, or re-arms with what is still ready
+   * (`rearm(token, interest, Ready.READABLE)`). IOCP has no edges: there EDGE behaves as DISPATCH.
    */
   EDGE: 'edge',
 } as const;
