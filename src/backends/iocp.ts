@@ -12,10 +12,9 @@
  * until its completion is dequeued, and any thread may issue, cancel or dequeue. So it lives in
  * one native block per reactor (VirtualAlloc, outside every JS heap, its address passed in
  * `share()`), a 64-byte record per slot; the completion's lpOverlapped is the record's address,
- * which gives back the slot. Each slot's poll state sits in growable SharedArrayBuffers beside
- * it (grown by `add` as slots are first used, the views of other threads made again when they
- * meet a slot past them), behind a per-slot lock, so threads agree on whether a request is in
- * flight:
+ * which gives back the slot. Each slot's poll state sits in SharedArrayBuffers beside it (their
+ * pages committed as slots are first used), behind a per-slot lock, so threads agree on whether
+ * a request is in flight:
  *
  * | state      | meaning                                  | the completion, when dequeued   |
  * |------------|------------------------------------------|---------------------------------|
@@ -40,7 +39,7 @@ import {
   type Token,
 } from '../core/backend.js';
 import { ReactorError } from '../core/errors.js';
-import { FIRST_BYTES, growable, growableProblem, growTo } from '../core/growable.js';
+import { fixedProblem, sharedBuffer } from '../core/shared-memory.js';
 import { lock, unlock } from '../core/mutex.js';
 import { Interest, Ready } from '../core/flags.js';
 import { SLOT_LIMIT } from '../core/state-machine.js';
@@ -241,8 +240,8 @@ export class IocpBackend implements Backend {
   private readonly mem: DataView;
   /** Address of record 0. */
   private readonly records: number;
-  private words!: Int32Array;
-  private values!: Float64Array;
+  private readonly words: Int32Array;
+  private readonly values: Float64Array;
   private entries = new Uint8Array(0);
   private entryView = new DataView(this.entries.buffer);
   private readonly removed = new Uint32Array(1);
@@ -274,8 +273,8 @@ export class IocpBackend implements Backend {
       }
       block = Number(b);
       afd = openAfd(api, block, port);
-      const words = growable(FIRST_BYTES, wordsBytes(capacity));
-      const values = growable(FIRST_BYTES, valuesBytes(capacity));
+      const words = sharedBuffer(wordsBytes(capacity));
+      const values = sharedBuffer(valuesBytes(capacity));
       return new IocpBackend({ kind: 'iocp', port, afd, block, capacity, words, values }, indexOf);
     } catch (e) {
       if (afd !== 0) api.CloseHandle(afd);
@@ -300,8 +299,8 @@ export class IocpBackend implements Backend {
       capacity < 1 ||
       capacity > SLOT_LIMIT ||
       // The records' block is as large as the capacity says: sized words and values back that claim.
-      growableProblem('words', h.words, wordsBytes(capacity)) !== undefined ||
-      growableProblem('values', h.values, valuesBytes(capacity)) !== undefined
+      fixedProblem('words', h.words, wordsBytes(capacity)) !== undefined ||
+      fixedProblem('values', h.values, valuesBytes(capacity)) !== undefined
     ) {
       throw new ReactorError('EINVAL', 'not an IOCP handle: pass what share() returned');
     }
@@ -315,33 +314,14 @@ export class IocpBackend implements Backend {
     this.api = win32();
     this.mem = new DataView(memoryAt(handle.block, SCRATCH_SIZE + handle.capacity * RECORD_SIZE));
     this.records = handle.block + SCRATCH_SIZE;
-    this.views();
-  }
-
-  /** This thread's views, as far as both shared buffers have grown. */
-  private views(): void {
-    const { words, values } = this.handle;
-    const slots = Math.min(Math.floor((words.byteLength / 4 - HEADER_WORDS) / SLOT_WORDS), Math.floor(values.byteLength / 8 / SLOT_VALUES));
-    this.words = new Int32Array(words, 0, HEADER_WORDS + slots * SLOT_WORDS);
-    this.values = new Float64Array(values, 0, slots * SLOT_VALUES);
-  }
-
-  /** Whether this thread's views reach `slot`, made again if the buffers grew. */
-  private reach(slot: number): boolean {
-    if (slot * SLOT_VALUES < this.values.length) return true;
-    this.views();
-    return slot * SLOT_VALUES < this.values.length;
+    this.words = new Int32Array(handle.words);
+    this.values = new Float64Array(handle.values);
   }
 
   add(fd: Fd, interest: number, token: Token, _edge: boolean): void {
     const slot = this.indexOf(token);
     if (slot >= this.handle.capacity) {
       throw new ReactorError('ENOSPC', `slot ${slot} is past the ${this.handle.capacity} registrations this IOCP backend was opened for`);
-    }
-    if (!this.reach(slot)) {
-      growTo(this.handle.words, (HEADER_WORDS + (slot + 1) * SLOT_WORDS) * 4);
-      growTo(this.handle.values, (slot + 1) * SLOT_VALUES * 8);
-      this.views();
     }
     const socket = this.baseSocket(fd);
     this.lock(slot);
@@ -481,7 +461,6 @@ export class IocpBackend implements Backend {
    * allocated: the kernel may still write to it.
    */
   close(): void {
-    this.views();
     const words = this.words;
     if (Atomics.exchange(words, CLOSED, 1) !== 0) return;
     for (let slot = 0; slot * SLOT_VALUES < this.values.length; slot++) {
@@ -701,12 +680,12 @@ export class IocpBackend implements Backend {
     const offset = address - this.records - RECORD_IOSB;
     if (offset < 0 || offset % RECORD_SIZE !== 0) return -1;
     const slot = offset / RECORD_SIZE;
-    return slot < this.handle.capacity && this.reach(slot) ? slot : -1;
+    return slot < this.handle.capacity ? slot : -1;
   }
 
   private liveSlot(token: Token, verb: string): number {
     const slot = this.indexOf(token);
-    if (slot >= this.handle.capacity || !this.reach(slot)) throw noRegistration(token, verb);
+    if (slot >= this.handle.capacity) throw noRegistration(token, verb);
     return slot;
   }
 

@@ -1,5 +1,5 @@
 /** Per-registration deadlines that fire FORCEOS with TIMEOUT: a shared min-heap, no fd each. */
-import { FIRST_BYTES, fixedProblem, growable, growableProblem, growTo } from './growable.js';
+import { FIRST_BYTES, fixedProblem, recycle, sharedBuffer } from './shared-memory.js';
 import { lock, unlock } from './mutex.js';
 
 const LOCK = 0;
@@ -53,11 +53,11 @@ export class Deadlines {
 
   static create(capacity: number): Deadlines {
     const size = Math.min(capacity, FIRST_SIZE);
-    const ints = (): SharedArrayBuffer => growable(size * 4, capacity * 4);
+    const ints = (): SharedArrayBuffer => sharedBuffer(capacity * 4);
     const memory = {
       capacity,
       header: new SharedArrayBuffer(HEADER * 4),
-      times: growable(size * 8, capacity * 8),
+      times: sharedBuffer(capacity * 8),
       slots: ints(),
       gens: ints(),
       position: ints(),
@@ -75,10 +75,10 @@ export class Deadlines {
     if (typeof memory.base !== 'number' || !Number.isFinite(memory.base)) return 'no clock base for the deadlines';
     return (
       fixedProblem('deadlines header', memory.header, HEADER * 4) ??
-      growableProblem('deadline times', memory.times, capacity * 8) ??
-      growableProblem('deadline slots', memory.slots, capacity * 4) ??
-      growableProblem('deadline generations', memory.gens, capacity * 4) ??
-      growableProblem('deadline positions', memory.position, capacity * 4)
+      fixedProblem('deadline times', memory.times, capacity * 8) ??
+      fixedProblem('deadline slots', memory.slots, capacity * 4) ??
+      fixedProblem('deadline generations', memory.gens, capacity * 4) ??
+      fixedProblem('deadline positions', memory.position, capacity * 4)
     );
   }
 
@@ -99,19 +99,23 @@ export class Deadlines {
   }
 
   /**
-   * Under the lock: this thread's views brought up to date, and the arrays grown to hold
+   * Under the lock: this thread's views brought up to date, and the arrays' reach grown to hold
    * `slot` (the heap never holds more entries than slots have been given deadlines).
    */
   private reach(slot: number): void {
     const h = this.header;
     if (slot >= h[SIZE]!) {
-      const { times, slots, gens, position, capacity } = this.memory;
-      const size = Math.min(capacity, Math.max(slot + 1, h[SIZE]! * 2));
-      growTo(times, size * 8);
-      for (const ints of [slots, gens, position]) growTo(ints, size * 4);
-      h[SIZE] = size;
+      h[SIZE] = Math.min(this.memory.capacity, Math.max(slot + 1, h[SIZE]! * 2));
     }
     if (this.position.length !== h[SIZE]) this.views();
+  }
+
+  /** Gives the buffers to this thread's pool, once no thread can reach the deadlines any more. */
+  recycle(): void {
+    const { times, slots, gens, position } = this.memory;
+    const reach = Atomics.load(this.header, SIZE);
+    recycle(times, reach * 8);
+    for (const ints of [slots, gens, position]) recycle(ints, reach * 4);
   }
 
   /** Milliseconds since the base, in this thread. */

@@ -8,7 +8,7 @@ import { closedError, notLive, ReactorError } from './errors.js';
 import type { Events } from './events.js';
 import { NONE } from './deadlines.js';
 import type { LoopSource } from './loop.js';
-import { NOTIFIED, SLEEPERS, type ReactorMemory } from './memory.js';
+import { NOTIFIED, recycleMemory, SLEEPERS, type ReactorMemory } from './memory.js';
 import { RearmBatch } from './rearm-batch.js';
 import {
   abandon,
@@ -412,7 +412,10 @@ export class Engine {
     return handedOn;
   }
 
-  /** The last user is gone: wait out any rearm still in its kernel call, then free the kernel objects. */
+  /**
+   * The last user is gone: wait out any rearm still in its kernel call, then free the kernel
+   * objects, and the memory too when no other thread can reach it.
+   */
   private finalize(): void {
     this.memory.table.refresh();
     const words = this.words;
@@ -420,6 +423,7 @@ export class Engine {
       for (let spins = 0; (Atomics.load(words, slot) & STATE) === REARMING; spins++) backOff(spins);
     }
     this.backend.close();
+    recycleMemory(this.memory);
   }
 }
 

@@ -3,16 +3,19 @@
  * leaves; and which threads have joined the reactor, so that a thread that died can be counted
  * out and the events it held given to others.
  */
-import { ReactorError } from './errors.js';
+import { closedError, ReactorError } from './errors.js';
+import { recycle, sharedBuffer } from './shared-memory.js';
 
-// Header words.
+// Header words: a buffer of their own, never recycled, so that a closed reactor stays closed to
+// every object that knew it, whatever its attachments' memory serves next.
 const CLOSED = 0;
 const FINALIZED = 1;
+const HEADER_BYTES = 8;
 /** Each attachment sits on its own 64-byte line, so threads do not bounce one counter. */
 const ENTRY_INTS = 16;
-const FIRST_ENTRY = ENTRY_INTS;
 /** The most threads (Reactor objects) attached at once. */
 export const MAX_ATTACHMENTS = 256;
+const ATTACHMENTS_BYTES = MAX_ATTACHMENTS * ENTRY_INTS * 4;
 
 // Words of an attachment entry.
 const STATE = 0;
@@ -24,6 +27,12 @@ const FREE = 0;
 const LIVE = 1;
 /** Its thread died: being released by `threadExited`. */
 const DEAD = 2;
+
+/** A lifetime's shared memory: the header, and the attachments. */
+export interface LifetimeMemory {
+  readonly header: SharedArrayBuffer;
+  readonly attachments: SharedArrayBuffer;
+}
 
 /**
  * Every call that touches a kernel object (a wait, a rearm, an add, a wake) is bracketed by
@@ -40,41 +49,56 @@ export class Lifetime {
    * closed reactor to zero, wherever that happens (a refused `enter` included). Set by the engine.
    */
   finalizer: () => void = () => {};
-  private readonly words: Int32Array;
+  private readonly header: Int32Array;
+  private readonly entries: Int32Array;
   /** This attachment's number, 1 to MAX_ATTACHMENTS: the holder a delivery records. */
   readonly attachment: number;
   private readonly users: number;
 
-  static memory(): SharedArrayBuffer {
-    return new SharedArrayBuffer((FIRST_ENTRY + MAX_ATTACHMENTS * ENTRY_INTS) * 4);
+  static memory(): LifetimeMemory {
+    return { header: new SharedArrayBuffer(HEADER_BYTES), attachments: sharedBuffer(ATTACHMENTS_BYTES) };
   }
 
-  /** Whether the reactor whose lifetime is in `buffer` is closed, without joining it. */
-  static isClosed(buffer: SharedArrayBuffer): boolean {
-    return Atomics.load(new Int32Array(buffer, 0, 1), CLOSED) !== 0;
+  /** The sizes `memory()` makes, for checking a handle. */
+  static readonly HEADER_BYTES = HEADER_BYTES;
+  static readonly ATTACHMENTS_BYTES = ATTACHMENTS_BYTES;
+
+  /** Whether the reactor whose lifetime header is `header` is closed, without joining it. */
+  static isClosed(header: SharedArrayBuffer): boolean {
+    return Atomics.load(new Int32Array(header, 0, 1), CLOSED) !== 0;
   }
 
-  /** Joins the reactor as thread `threadId`: ENOSPC when MAX_ATTACHMENTS threads are live. */
+  /**
+   * Joins the reactor as thread `threadId`: ENOSPC when MAX_ATTACHMENTS threads are live,
+   * ECLOSED when it closed meanwhile.
+   */
   constructor(
-    readonly buffer: SharedArrayBuffer,
+    readonly memory: LifetimeMemory,
     threadId: number,
   ) {
-    const words = new Int32Array(buffer);
-    this.words = words;
+    this.header = new Int32Array(memory.header);
+    const entries = new Int32Array(memory.attachments);
+    this.entries = entries;
     // Reactor objects of one thread share its entry: they never run at once, and a thread's
     // holds are its own whichever object took them.
     for (let i = 0; i < MAX_ATTACHMENTS; i++) {
-      const at = FIRST_ENTRY + i * ENTRY_INTS;
-      if (Atomics.load(words, at + STATE) !== LIVE || Atomics.load(words, at + THREAD) !== threadId) continue;
+      const at = i * ENTRY_INTS;
+      if (Atomics.load(entries, at + STATE) !== LIVE || Atomics.load(entries, at + THREAD) !== threadId) continue;
+      if (this.closed) throw closedError(); // the entry may be another reactor's
       this.attachment = i + 1;
       this.users = at + USERS;
       return;
     }
     for (let i = 0; i < MAX_ATTACHMENTS; i++) {
-      const at = FIRST_ENTRY + i * ENTRY_INTS;
-      if (Atomics.compareExchange(words, at + STATE, FREE, LIVE) !== FREE) continue;
-      Atomics.store(words, at + THREAD, threadId);
-      Atomics.store(words, at + USERS, 0);
+      const at = i * ENTRY_INTS;
+      if (Atomics.compareExchange(entries, at + STATE, FREE, LIVE) !== FREE) continue;
+      if (this.closed) {
+        // Closed while joining: the attachments may have been recycled, the entry is given back.
+        Atomics.store(entries, at + STATE, FREE);
+        throw closedError();
+      }
+      Atomics.store(entries, at + THREAD, threadId);
+      Atomics.store(entries, at + USERS, 0);
       this.attachment = i + 1;
       this.users = at + USERS;
       return;
@@ -86,45 +110,49 @@ export class Lifetime {
   }
 
   get closed(): boolean {
-    return Atomics.load(this.words, CLOSED) !== 0;
+    return Atomics.load(this.header, CLOSED) !== 0;
   }
 
   /**
    * Counts the caller in; false if the reactor is closed (the caller must not touch it). Being
    * counted in, briefly, it may be the last user of a closed reactor as it leaves again: then it
-   * finalizes, as any last user does.
+   * finalizes, as any last user does. Once closed, the attachments are not touched: they may
+   * be another reactor's by then.
    */
   enter(): boolean {
-    Atomics.add(this.words, this.users, 1);
-    if (Atomics.load(this.words, CLOSED) === 0) return true;
+    if (Atomics.load(this.header, CLOSED) !== 0) return false;
+    Atomics.add(this.entries, this.users, 1);
+    if (Atomics.load(this.header, CLOSED) === 0) return true;
     this.leave();
     return false;
   }
 
   /** Counts the caller out; the last user out of a closed reactor finalizes. */
   leave(): void {
-    Atomics.sub(this.words, this.users, 1);
-    if (Atomics.load(this.words, CLOSED) !== 0 && this.claimFinalize()) this.finalizer();
+    Atomics.sub(this.entries, this.users, 1);
+    if (Atomics.load(this.header, CLOSED) !== 0 && this.claimFinalize()) this.finalizer();
   }
 
   /** Marks the reactor closed, and finalizes now if nobody is inside. */
   close(): void {
-    if (Atomics.compareExchange(this.words, CLOSED, 0, 1) !== 0) return;
+    if (Atomics.compareExchange(this.header, CLOSED, 0, 1) !== 0) return;
     if (this.claimFinalize()) this.finalizer();
   }
 
   /**
    * Thread `threadId` has exited: marks its attachments DEAD and counts them out of every call
    * they died in. Returns their numbers, for the caller to release what they held, then `free`.
+   * None once finalized: nobody is inside, and the attachments may be another reactor's.
    */
   exited(threadId: number): number[] {
-    const words = this.words;
+    if (Atomics.load(this.header, FINALIZED) !== 0) return [];
+    const entries = this.entries;
     const dead: number[] = [];
     for (let i = 0; i < MAX_ATTACHMENTS; i++) {
-      const at = FIRST_ENTRY + i * ENTRY_INTS;
-      if (i + 1 === this.attachment || Atomics.load(words, at + THREAD) !== threadId) continue;
-      if (Atomics.compareExchange(words, at + STATE, LIVE, DEAD) !== LIVE) continue;
-      Atomics.store(words, at + USERS, 0);
+      const at = i * ENTRY_INTS;
+      if (i + 1 === this.attachment || Atomics.load(entries, at + THREAD) !== threadId) continue;
+      if (Atomics.compareExchange(entries, at + STATE, LIVE, DEAD) !== LIVE) continue;
+      Atomics.store(entries, at + USERS, 0);
       dead.push(i + 1);
     }
     return dead;
@@ -132,15 +160,29 @@ export class Lifetime {
 
   /** Frees the entries `exited` returned, for new threads to join; finalizes a closed reactor nobody is in. */
   free(attachments: readonly number[]): void {
-    for (const a of attachments) Atomics.store(this.words, FIRST_ENTRY + (a - 1) * ENTRY_INTS + STATE, FREE);
+    for (const a of attachments) Atomics.store(this.entries, (a - 1) * ENTRY_INTS + STATE, FREE);
     if (this.closed && this.claimFinalize()) this.finalizer();
   }
 
-  private claimFinalize(): boolean {
-    const w = this.words;
+  /** Whether this attachment is the only one: every other entry FREE (no thread live, none dead uncounted). */
+  alone(): boolean {
+    const entries = this.entries;
     for (let i = 0; i < MAX_ATTACHMENTS; i++) {
-      if (Atomics.load(w, FIRST_ENTRY + i * ENTRY_INTS + USERS) !== 0) return false;
+      if (i + 1 !== this.attachment && Atomics.load(entries, i * ENTRY_INTS + STATE) !== FREE) return false;
     }
-    return Atomics.compareExchange(w, FINALIZED, 0, 1) === 0;
+    return true;
+  }
+
+  /** Gives the attachments to this thread's pool: for a finalized reactor no other thread can reach. */
+  recycle(): void {
+    recycle(this.memory.attachments, ATTACHMENTS_BYTES);
+  }
+
+  private claimFinalize(): boolean {
+    const entries = this.entries;
+    for (let i = 0; i < MAX_ATTACHMENTS; i++) {
+      if (Atomics.load(entries, i * ENTRY_INTS + USERS) !== 0) return false;
+    }
+    return Atomics.compareExchange(this.header, FINALIZED, 0, 1) === 0;
   }
 }

@@ -5,9 +5,9 @@
 import type { BackendHandle } from './backend.js';
 import { Deadlines, type DeadlineMemory } from './deadlines.js';
 import { Mode } from './flags.js';
-import { fixedProblem } from './growable.js';
+import { fixedProblem } from './shared-memory.js';
 import { closedError, ReactorError } from './errors.js';
-import { Lifetime } from './lifetime.js';
+import { Lifetime, type LifetimeMemory } from './lifetime.js';
 import { ReadyQueue } from './ready-queue.js';
 import { SharedState, STATE_BYTES_LIMIT, type StateMemory } from './state.js';
 import { SLOT_LIMIT } from './state-machine.js';
@@ -19,7 +19,7 @@ export interface ReactorHandle {
   readonly table: TableMemory;
   readonly queue: SharedArrayBuffer;
   readonly signals: SharedArrayBuffer;
-  readonly lifetime: SharedArrayBuffer;
+  readonly lifetime: LifetimeMemory;
   readonly deadlines: DeadlineMemory;
   readonly state: StateMemory;
   /** The mode `add` uses when its options name none. */
@@ -75,6 +75,19 @@ export function createMemory(capacity: number, stateBytes: number, mode: Mode, t
   };
 }
 
+/**
+ * Gives a freed reactor's buffers to this thread's pool, if no other thread is attached (none can
+ * reach them then: a thread attaching meanwhile finds the reactor closed). Its state is the
+ * user's to keep views of, so it is never recycled; nor are the small fixed buffers.
+ */
+export function recycleMemory(memory: ReactorMemory): void {
+  if (!memory.lifetime.alone()) return;
+  memory.table.recycle();
+  memory.queue.recycle();
+  memory.deadlines.recycle();
+  memory.lifetime.recycle();
+}
+
 /** The handle that describes `memory` and its backend. */
 export function describe(memory: ReactorMemory, backend: BackendHandle): ReactorHandle {
   return {
@@ -82,15 +95,12 @@ export function describe(memory: ReactorMemory, backend: BackendHandle): Reactor
     table: memory.table.memory,
     queue: memory.queue.buffer,
     signals: memory.signals.buffer as SharedArrayBuffer,
-    lifetime: memory.lifetime.buffer,
+    lifetime: memory.lifetime.memory,
     deadlines: memory.deadlines.memory,
     state: memory.state.memory,
     mode: memory.mode,
   };
 }
-
-/** Lifetime's memory has one size, whatever the reactor: measured once. */
-const LIFETIME_BYTES = Lifetime.memory().byteLength;
 
 /**
  * The handle, checked: EINVAL for anything `share` did not make, ECLOSED for a closed reactor.
@@ -113,7 +123,7 @@ function handleProblem(handle: unknown): string | undefined {
   if (!isObject(handle)) return 'not an object';
   const { backend, table, queue, signals, lifetime, deadlines, state } = handle;
   if (!isObject(backend) || typeof backend['kind'] !== 'string') return 'no backend';
-  if (!isObject(table) || !isObject(deadlines) || !isObject(state)) return 'no table, deadlines or state';
+  if (!isObject(table) || !isObject(deadlines) || !isObject(state) || !isObject(lifetime)) return 'no table, deadlines, state or lifetime';
   if (handle['mode'] !== Mode.DISPATCH && handle['mode'] !== Mode.ONESHOT && handle['mode'] !== Mode.EDGE) return 'no mode';
   const capacity = table['capacity'];
   const stateBytes = state['bytes'];
@@ -127,7 +137,8 @@ function handleProblem(handle: unknown): string | undefined {
     Table.problem(table as unknown as TableMemory) ??
     ReadyQueue.problem(queue, capacity) ??
     fixedProblem('signals', signals, SIGNAL_INTS * 4) ??
-    fixedProblem('lifetime', lifetime, LIFETIME_BYTES) ??
+    fixedProblem('lifetime header', lifetime['header'], Lifetime.HEADER_BYTES) ??
+    fixedProblem('attachments', lifetime['attachments'], Lifetime.ATTACHMENTS_BYTES) ??
     Deadlines.problem(deadlines as unknown as DeadlineMemory, capacity) ??
     SharedState.problem(state as unknown as StateMemory, capacity)
   );
@@ -135,7 +146,7 @@ function handleProblem(handle: unknown): string | undefined {
 
 /** Thread `threadId`'s views of the memory a checked handle describes. */
 export function attachMemory(handle: ReactorHandle, threadId: number): ReactorMemory {
-  if (Lifetime.isClosed(handle.lifetime)) throw closedError();
+  if (Lifetime.isClosed(handle.lifetime.header)) throw closedError();
   return {
     mode: handle.mode,
     table: Table.attach(handle.table),

@@ -137,6 +137,8 @@ export class CoreReactor {
     const nextInterest = interest === undefined ? 0 : checkInterest(interest);
     const still = stillReady === 0 ? 0 : checkReady(stillReady); // DISPATCH re-checks readiness itself
     const { lifetime, table } = this.memory;
+    // A closed reactor's table may be another's now (recycled): not a word of it is touched.
+    if (lifetime.closed) throw closedError();
     const words = table.words;
     if ((words[slot]! & EDGE) !== 0) return this.engine.rearmEdge(token, slot, gen, nextInterest, still);
     // No lifetime count here, to keep the hot path short: a REARMING slot holds the kernel

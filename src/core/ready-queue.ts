@@ -1,5 +1,5 @@
 /** The shared queue of software deliveries (forces, handed-on readiness) for any waiter. */
-import { FIRST_BYTES, growable, growableProblem, growTo } from './growable.js';
+import { FIRST_BYTES, fixedProblem, recycle, sharedBuffer } from './shared-memory.js';
 import { lock, unlock } from './mutex.js';
 
 const LOCK = 0;
@@ -10,10 +10,10 @@ const SIZE = 3;
 const HEADER = 4;
 
 /**
- * A FIFO ring of slot numbers in shared memory, after a small header in the same growable
- * buffer. A slot is pushed only by whoever sets its Q bit and popped by whoever clears it, so it
- * is in the ring at most once and a ring as large as the table never overflows; it starts small
- * and grows when full. `length` is read without the lock, to keep the empty check off the lock
+ * A FIFO ring of slot numbers in shared memory, after a small header in the same buffer. A slot
+ * is pushed only by whoever sets its Q bit and popped by whoever clears it, so it is in the ring
+ * at most once and a ring as large as the table never overflows; its reach starts small and
+ * doubles when full. `length` is read without the lock, to keep the empty check off the lock
  * on every wait.
  */
 export class ReadyQueue {
@@ -21,14 +21,14 @@ export class ReadyQueue {
   private ring: Int32Array;
 
   static create(capacity: number): ReadyQueue {
-    const buffer = growable(FIRST_BYTES, (HEADER + capacity) * 4);
+    const buffer = sharedBuffer((HEADER + capacity) * 4);
     new Int32Array(buffer, 0, HEADER)[SIZE] = Math.min(capacity, FIRST_BYTES / 4 - HEADER);
     return new ReadyQueue(buffer);
   }
 
   /** What is wrong with `buffer` as the queue of `capacity` slots, or undefined. */
   static problem(buffer: unknown, capacity: number): string | undefined {
-    return growableProblem('queue', buffer, (HEADER + capacity) * 4);
+    return fixedProblem('queue', buffer, (HEADER + capacity) * 4);
   }
 
   constructor(readonly buffer: SharedArrayBuffer) {
@@ -72,6 +72,11 @@ export class ReadyQueue {
     return slot;
   }
 
+  /** Gives the buffer to this thread's pool, once no thread can reach the queue any more. */
+  recycle(): void {
+    recycle(this.buffer, (HEADER + Atomics.load(this.header, SIZE)) * 4);
+  }
+
   private view(): Int32Array {
     return new Int32Array(this.buffer, HEADER * 4, this.header[SIZE]!);
   }
@@ -80,8 +85,7 @@ export class ReadyQueue {
   private grow(): void {
     const h = this.header;
     const before = h[SIZE]!;
-    const size = Math.min(this.buffer.maxByteLength / 4 - HEADER, before * 2);
-    growTo(this.buffer, (HEADER + size) * 4);
+    const size = Math.min(this.buffer.byteLength / 4 - HEADER, before * 2);
     h[SIZE] = size;
     this.ring = this.view();
     const head = h[HEAD]!;

@@ -22,7 +22,8 @@ export interface BatchOwner {
  * an immediate rearm would, and one that failed goes back to its thread, flagged ERROR.
  */
 export class RearmBatch {
-  readonly rearms = new Rearms(STAGED_REARMS);
+  /** Made at the first re-arm staged: a thread that never stages one does not pay for it. */
+  private batch: Rearms | undefined;
   /** Tokens whose re-arm failed: held by this thread again, delivered back flagged ERROR. */
   private readonly failed: number[] = [];
 
@@ -31,8 +32,12 @@ export class RearmBatch {
     private readonly owner: BatchOwner,
   ) {}
 
+  get rearms(): Rearms {
+    return (this.batch ??= new Rearms(STAGED_REARMS));
+  }
+
   get count(): number {
-    return this.rearms.count;
+    return this.batch === undefined ? 0 : this.batch.count;
   }
 
   /** Stages a re-arm; true when the batch is full and must be applied now. */

@@ -1,9 +1,9 @@
 /**
- * Per-registration shared state: `bytes` for each slot, slot after slot, in one growable
- * SharedArrayBuffer that grows with the slots used.
+ * Per-registration shared state: `bytes` for each slot, slot after slot, in one SharedArrayBuffer
+ * whose pages are committed as slots are used. Never recycled: the user holds views of it.
  */
 import { ReactorError } from './errors.js';
-import { growable, growableProblem, growTo } from './growable.js';
+import { fixedProblem, sharedBuffer } from './shared-memory.js';
 
 /** The most bytes of state a registration may have. */
 export const STATE_BYTES_LIMIT = 65536;
@@ -21,22 +21,19 @@ export class SharedState {
   constructor(readonly memory: StateMemory) {}
 
   static create(capacity: number, bytes: number): SharedState {
-    return new SharedState({ bytes, buffer: growable(0, capacity * bytes) });
+    return new SharedState({ bytes, buffer: sharedBuffer(capacity * bytes) });
   }
 
   /** What is wrong with `memory` as the state of `capacity` slots, or undefined. */
   static problem(memory: StateMemory, capacity: number): string | undefined {
-    return growableProblem('state', memory.buffer, capacity * memory.bytes);
+    return fixedProblem('state', memory.buffer, capacity * memory.bytes);
   }
 
   get bytes(): number {
     return this.memory.bytes;
   }
 
-  /**
-   * Every registration's state: one view for this thread, which tracks the buffer's length, so
-   * it reaches registrations added after it was taken too.
-   */
+  /** Every registration's state: one view for this thread. */
   get all(): Uint8Array {
     this.whole ??= new Uint8Array(this.memory.buffer);
     return this.whole;
@@ -59,7 +56,6 @@ export class SharedState {
   /** A new registration's state: `initial`, the rest zeroed. */
   initialize(slot: number, initial: Uint8Array | undefined): void {
     if (this.memory.bytes === 0) return;
-    growTo(this.memory.buffer, (slot + 1) * this.memory.bytes);
     const state = this.view(slot);
     state.fill(0, initial?.length ?? 0);
     if (initial !== undefined) state.set(initial);

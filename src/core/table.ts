@@ -4,7 +4,7 @@
  */
 import { arm, GEN_LIMIT, GEN_SHIFT, release } from './state-machine.js';
 import { lock, unlock } from './mutex.js';
-import { FIRST_BYTES, fixedProblem, growable, growableProblem, growTo, int32s } from './growable.js';
+import { FIRST_BYTES, fixedProblem, int32s, recycle, sharedBuffer } from './shared-memory.js';
 
 /**
  * The generation the next table's slots start at: random, then a step of about 0.618 of the
@@ -93,15 +93,15 @@ export class Table {
   static create(capacity: number): Table {
     const slots = Math.min(capacity, FIRST_SLOTS);
     const buckets = Math.min(fdBuckets(capacity), FIRST_SLOTS);
-    const ints = (n: number, max: number): SharedArrayBuffer => growable(n * 4, max * 4);
-    const columns = Object.fromEntries(COLUMNS.map((c) => [c, ints(slots, capacity)])) as Record<Column, SharedArrayBuffer>;
+    const ints = (n: number): SharedArrayBuffer => sharedBuffer(n * 4);
+    const columns = Object.fromEntries(COLUMNS.map((c) => [c, ints(capacity)])) as Record<Column, SharedArrayBuffer>;
     const memory: TableMemory = {
       capacity,
       header: new SharedArrayBuffer(HEADER * 4),
       columns,
-      freeRing: ints(slots, capacity),
-      fdKeys: ints(buckets, fdBuckets(capacity)),
-      fdSlots: ints(buckets, fdBuckets(capacity)),
+      freeRing: ints(capacity),
+      fdKeys: ints(fdBuckets(capacity)),
+      fdSlots: ints(fdBuckets(capacity)),
     };
     const header = new Int32Array(memory.header);
     header[SIZE] = slots;
@@ -115,14 +115,14 @@ export class Table {
     const { capacity, columns } = memory;
     if (typeof columns !== 'object' || columns === null) return 'no table columns';
     for (const c of COLUMNS) {
-      const problem = growableProblem(`table's ${c}`, columns[c], capacity * 4);
+      const problem = fixedProblem(`table's ${c}`, columns[c], capacity * 4);
       if (problem !== undefined) return problem;
     }
     return (
       fixedProblem("table's header", memory.header, HEADER * 4) ??
-      growableProblem("table's free ring", memory.freeRing, capacity * 4) ??
-      growableProblem("table's fd keys", memory.fdKeys, fdBuckets(capacity) * 4) ??
-      growableProblem("table's fd slots", memory.fdSlots, fdBuckets(capacity) * 4)
+      fixedProblem("table's free ring", memory.freeRing, capacity * 4) ??
+      fixedProblem("table's fd keys", memory.fdKeys, fdBuckets(capacity) * 4) ??
+      fixedProblem("table's fd slots", memory.fdSlots, fdBuckets(capacity) * 4)
     );
   }
 
@@ -221,13 +221,25 @@ export class Table {
     }
   }
 
-  /** Under the lock, every slot in use: the per-slot arrays and the free ring cover twice as many. */
+  /**
+   * Gives the buffers to this thread's pool (shared-memory.ts), once no thread can reach the table
+   * any more: zeroed as far as the table ever reached.
+   */
+  recycle(): void {
+    const { columns, freeRing, fdKeys, fdSlots } = this.memory;
+    const reach = Atomics.load(this.header, SIZE) * 4;
+    for (const c of COLUMNS) recycle(columns[c], reach);
+    recycle(freeRing, reach);
+    const buckets = Atomics.load(this.header, BUCKETS) * 4;
+    recycle(fdKeys, buckets);
+    recycle(fdSlots, buckets);
+  }
+
+  /** Under the lock, every slot in use: the per-slot arrays and the free ring reach twice as many. */
   private grow(): void {
-    const { columns, freeRing, capacity } = this.memory;
+    const { freeRing, capacity } = this.memory;
     const before = this.words.length;
     const size = Math.min(capacity, before * 2);
-    for (const c of COLUMNS) growTo(columns[c], size * 4);
-    growTo(freeRing, size * 4);
     const h = this.header;
     const head = h[FREE_HEAD]!;
     if (head + h[FREE_COUNT]! > before) {
@@ -244,8 +256,6 @@ export class Table {
     const keys = Array.from(this.fdKeys);
     const slots = Array.from(this.fdSlots);
     const buckets = this.fdKeys.length * 2;
-    growTo(this.memory.fdKeys, buckets * 4);
-    growTo(this.memory.fdSlots, buckets * 4);
     Atomics.store(this.header, BUCKETS, buckets);
     this.refreshBuckets();
     this.fdKeys.fill(0);
