@@ -16,10 +16,13 @@ import {
   claim,
   claimQueued,
   deliveredReady,
+  dropUnwanted,
+  EDGE,
   force,
   FORCED_PUSH,
   genOf,
   genOfToken,
+  GIVEN_BACK_PUSH,
   holderAttachment,
   holderGen,
   holderOf,
@@ -33,6 +36,7 @@ import {
   REMEMBERED,
   slotOfToken,
   STATE,
+  storeHolder,
   tokenOf,
   wantOf,
 } from './state-machine.js';
@@ -296,14 +300,18 @@ export class Engine {
         ({ words, interests, holders } = table);
       }
       const gen = genOfToken(token);
-      const ready = claim(words, slot, gen, raw.ready[i]!, wantOf(interests[slot]!));
+      let ready = claim(words, slot, gen, raw.ready[i]!, wantOf(interests[slot]!));
       if (ready <= 0) {
         // An armed EDGE registration kept what its interest did not want: the holder may have
         // changed the interest as it re-armed, so look again (see queueIfWanted).
         if (ready === REMEMBERED && queueIfWanted(words, slot, gen, wantOf(interests[slot]!))) this.pushReady(slot);
         continue;
       }
-      holders[slot] = holderOf(me, gen);
+      if ((words[slot]! & EDGE) !== 0 && (ready = dropUnwanted(words, slot, gen, ready, wantOf(interests[slot]!))) <= 0) {
+        if (ready === GIVEN_BACK_PUSH) this.pushReady(slot);
+        continue;
+      }
+      storeHolder(holders, words, slot, gen, holderOf(me, gen));
       events.tokens[n] = token;
       events.ready[n] = ready & USER_READY;
       n++;
@@ -328,8 +336,12 @@ export class Engine {
         if (queueIfWanted(this.words, slot, genOf(Atomics.load(this.words, slot)), wantOf(table.interests[slot]!))) this.pushReady(slot);
         continue;
       }
-      this.holders[slot] = holderOf(this.me, genOf(word));
-      const ready = deliveredReady(word, 0, want);
+      let ready = deliveredReady(word, 0, want);
+      if ((word & EDGE) !== 0 && (ready = dropUnwanted(this.words, slot, genOf(word), ready, wantOf(table.interests[slot]!))) <= 0) {
+        if (ready === GIVEN_BACK_PUSH) this.pushReady(slot);
+        continue;
+      }
+      storeHolder(this.holders, this.words, slot, genOf(word), holderOf(this.me, genOf(word)));
       const token = tokenOf(slot, genOf(word));
       events.tokens[n] = token;
       events.ready[n] = ready & USER_READY;

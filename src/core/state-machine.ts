@@ -127,6 +127,17 @@ export function holderGen(holder: number): number {
   return holder >>> 9;
 }
 
+/**
+ * Stores `holder` (holderOf the claimer and `gen`) in the slot's holder word after a won claim,
+ * unless the registration was deleted since: a late store must not overwrite the holder of the
+ * slot's next registration, which its own claimer may have stored already.
+ */
+export function storeHolder(holders: Int32Array, words: Int32Array, slot: number, gen: number, holder: number): void {
+  for (let h = holders[slot]!; genOf(Atomics.load(words, slot)) === gen; h = Atomics.load(holders, slot)) {
+    if (Atomics.compareExchange(holders, slot, h, holder) === h) return;
+  }
+}
+
 /** The readiness an interest wants delivered: its directions, and HANGUP and ERROR always. */
 export function wantOf(interest: number): number {
   return interest | Ready.HANGUP | Ready.ERROR;
@@ -299,6 +310,28 @@ export function rearmEdge(words: Int32Array, slot: number, gen: number, still: n
     const push = (armed & QUEUED) === 0 && ((armed & (FORCE | ABANDONED)) !== 0 || (pendingOf(armed) & want) !== 0);
     if (Atomics.compareExchange(words, slot, w, armed | (push ? QUEUED : 0)) === w) return push ? FORCED_PUSH : OK;
   }
+}
+
+/** `dropUnwanted` result: the event was given back, and the caller must push the slot (Q is set). */
+export const GIVEN_BACK_PUSH = -1;
+
+/**
+ * A waiter won an EDGE claim delivering `ready` (from `claim` or `deliveredReady`). The claim
+ * applied the interest read before its compareExchange, and the holder may have turned a
+ * direction off since, as it re-armed; `want` is the interest read again now that the event is
+ * this waiter's (only its holder writes the interest). What `want` does not name goes back to P
+ * for the next rearm; if nothing is left to deliver, the event is given back, ACTIVE → ARMED.
+ * Returns the Ready bits to deliver, or 0 (given back, or deleted meanwhile), or GIVEN_BACK_PUSH.
+ */
+export function dropUnwanted(words: Int32Array, slot: number, gen: number, ready: number, want: number): number {
+  const unwanted = ready & ANY_READY & ~want;
+  if (unwanted === 0) return ready;
+  const rest = ready & ~unwanted;
+  if ((rest & (MUST_FREE - 1)) !== 0) {
+    claim(words, slot, gen, unwanted, want); // held: remembered for the rearm
+    return rest;
+  }
+  return rearmEdge(words, slot, gen, unwanted, want) === FORCED_PUSH ? GIVEN_BACK_PUSH : 0;
 }
 
 /**

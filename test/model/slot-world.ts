@@ -28,6 +28,7 @@ import {
   DELETING,
   deliveredReady,
   DROPPED,
+  dropUnwanted,
   EDGE,
   endRearm,
   force,
@@ -38,7 +39,11 @@ import {
   GEN_SHIFT,
   genOf,
   genOfToken,
+  GIVEN_BACK_PUSH,
   HANDED_ON,
+  holderAttachment,
+  holderGen,
+  holderOf,
   MUST_FREE,
   nextGen,
   NOT_ACTIVE,
@@ -55,6 +60,7 @@ import {
   REMEMBERED,
   slotOfToken,
   stateOf,
+  storeHolder,
   TIMEOUT,
   wantOf,
 } from '../../src/core/state-machine.js';
@@ -99,7 +105,8 @@ export interface Actor {
   spare: number;
   /**
    * EDGE waiter: the kernel event it took (generation × 16 + readiness), then the want it read
-   * with it; once delivered, the readiness it has not consumed yet. Peer: room-to-write events left.
+   * with it; once a claim is won, what it delivers (and `want` says whence: FROM_QUEUE or not);
+   * once delivered, the readiness it has not consumed yet. Peer: room-to-write events left.
    */
   data?: number;
   want?: number;
@@ -134,6 +141,8 @@ export class World {
   forceIsDeadline: boolean[] = new Array<boolean>(GENS).fill(false);
   /** The slot's holder word (ReactorMemory.holders): the index + 1 of the last actor a delivery recorded, 0 for none. */
   holder = 0;
+  /** The generation the holder word names with it. */
+  holderGen = 0;
   /** Per generation: abandons that handed a dead holder's event on (abandon did not return NOT_LIVE). */
   abandons: number[] = new Array<number>(GENS).fill(0);
   /** Per generation: deliveries flagged ABANDONED. */
@@ -165,6 +174,7 @@ export class World {
     w.forcesDelivered = [...this.forcesDelivered];
     w.forceIsDeadline = [...this.forceIsDeadline];
     w.holder = this.holder;
+    w.holderGen = this.holderGen;
     w.abandons = [...this.abandons];
     w.abandonsDelivered = [...this.abandonsDelivered];
     w.handedOn = this.handedOn;
@@ -181,7 +191,7 @@ export class World {
     return (
       `${this.word}|${this.fdReady ? 1 : 0}|${e.present ? 1 : 0}${e.armed ? 1 : 0}${e.key}|${this.inFlight.join(',')}` +
       `|${this.queue.join(',')}|${this.forcesAccepted.join(',')}|${this.forcesDelivered.join(',')}` +
-      `|${this.forceIsDeadline.map((d) => (d ? 1 : 0)).join('')}|${this.holder}|${this.abandons.join(',')}` +
+      `|${this.forceIsDeadline.map((d) => (d ? 1 : 0)).join('')}|${this.holder}.${this.holderGen}|${this.abandons.join(',')}` +
       `|${this.abandonsDelivered.join(',')}|${this.handedOn}|${this.deleted}|${this.released}|${this.oneshot}|${actors}` +
       `|${this.fdWritable ? 1 : 0}${this.interest}|${e.edges}|${this.edgeInFlight.join(',')}|${this.edge}`
     );
@@ -336,6 +346,7 @@ const HOLDING = new Set([
   'oneshot-release',
   'oneshot-rearm',
   'dead',
+  'edge-recheck',
   'edge-handle',
   'edge-rearm',
 ]);
@@ -357,7 +368,12 @@ function afterDelivery(w: World, me: Actor): string {
 
 /** The delivered waiter stores itself in the slot's holder word, as the engine does after a claim. */
 function recordHolder(w: World, me: Actor): void {
-  w.holder = w.actors.indexOf(me) + 1;
+  // The engine's storeHolder on the word: not once the registration was deleted (the slot's
+  // next one may have its holder already).
+  const holders = Int32Array.of(holderOf(w.holder, w.holderGen));
+  w.run((words) => storeHolder(holders, words, SLOT, me.gen, holderOf(w.actors.indexOf(me) + 1, me.gen)));
+  w.holder = holderAttachment(holders[0]!);
+  w.holderGen = holderGen(holders[0]!);
 }
 
 /**
@@ -368,7 +384,8 @@ function recordHolder(w: World, me: Actor): void {
 function deliver(w: World, me: Actor, gen: number, flags: number, via: string, recordsApart = false): void {
   const forced = (flags & Ready.FORCED) !== 0;
   const abandoned = (flags & Ready.ABANDONED) !== 0;
-  expect(!w.isDeleted(gen), 'nothing is delivered for a deleted token', () => `${via} delivered dead gen ${gen}: ${w.describe()}`);
+  // An EDGE claim delivers when it is won; a delete before its dropUnwanted comes after that.
+  expect(me.pc === 'edge-recheck' || !w.isDeleted(gen), 'nothing is delivered for a deleted token', () => `${via} delivered dead gen ${gen}: ${w.describe()}`);
   const others = w.holders(gen).filter((a) => a !== me);
   expect(others.length === 0, 'never two holders of one registration', () =>
     `${me.name} got gen ${gen} (${via}) while ${others.map((a) => a.name).join(', ')} holds it: ${w.describe()}`,
@@ -383,7 +400,9 @@ function deliver(w: World, me: Actor, gen: number, flags: number, via: string, r
   // EDGE keeps in P what the want its claim read does not name, for a later interest that does
   // (its holder's rearmEdge queues it then); the carriers invariant checks that nothing is lost.
   const kept = !w.isEdge(gen) && (w.word & PENDING) !== 0;
-  expect((w.word & (FORCE | TIMEOUT | ABANDONED)) === 0 && !kept, 'a delivery consumes the force, abandon and handed-on readiness it carries', () =>
+  // After an EDGE claim's dropUnwanted, F and T are a newer force's: the claim consumed its own.
+  const newer = me.pc === 'edge-recheck' ? FORCE | TIMEOUT : 0;
+  expect((w.word & (FORCE | TIMEOUT | ABANDONED) & ~newer) === 0 && !kept, 'a delivery consumes the force, abandon and handed-on readiness it carries', () =>
     `${via} left ${describeWord(w.word)}: they would be delivered again`,
   );
   if (w.isEdge(gen)) {
@@ -395,18 +414,8 @@ function deliver(w: World, me: Actor, gen: number, flags: number, via: string, r
     if ((w.word & PENDING) !== 0) saw('delivery kept unwanted readiness in P');
     me.data = flags & ANY_READY;
   }
-  const pending = w.forcePending(gen);
-  expect(forced === (pending === 1), 'a force is delivered exactly once', () =>
-    `${via} delivered gen ${gen} ${forced ? 'FORCED' : 'not FORCED'} with ${pending} force(s) pending: ${w.describe()}`,
-  );
-  if (forced) {
-    expect(((flags & Ready.TIMEOUT) !== 0) === w.forceIsDeadline[gen], 'a deadline force is delivered as TIMEOUT', () =>
-      `flags ${flags} for a ${w.forceIsDeadline[gen] ? 'deadline' : 'plain'} force`,
-    );
-    w.forcesDelivered[gen]!++;
-    w.forceIsDeadline[gen] = false;
-    saw('forced delivery');
-  }
+  // An EDGE claim's force was counted when the claim was won (see `recheck`).
+  if (me.pc !== 'edge-recheck') countForce(w, gen, flags, via);
   const abandonPending = w.abandonPending(gen);
   expect(abandoned === (abandonPending === 1), "a dead holder's event is delivered exactly once more, flagged ABANDONED", () =>
     `${via} delivered gen ${gen} ${abandoned ? 'ABANDONED' : 'not ABANDONED'} with ${abandonPending} abandon(s) pending: ${w.describe()}`,
@@ -705,7 +714,21 @@ export function edgeWaiter(options: EdgeWaiterOptions): Program {
           }
           return;
         }
-        if (r > 0) deliver(w, me, gen, r, `claim(edge gen ${gen})`);
+        if (r > 0) recheck(w, me, gen, r, false);
+      }),
+    ],
+    // The claim is won: the interest, read again (only this holder writes it now), decides.
+    'edge-recheck': (_w, me) => [
+      move(`dropUnwanted(gen ${me.gen}, ready ${me.data!}), interest read again`, (w, me) => {
+        const flags = me.data!;
+        const r = w.isEdge(me.gen) ? w.run((words) => dropUnwanted(words, SLOT, me.gen, flags, wantOf(w.interest))) : flags;
+        w.result = ` -> ${r === GIVEN_BACK_PUSH ? 'given back, push' : r === 0 ? 'given back' : claimLabel(r)}`;
+        if (r !== flags) saw(r > 0 ? 'claim kept what the interest dropped in P' : 'claim gave back what the interest dropped');
+        me.data = 0;
+        const via = me.want === FROM_QUEUE ? 'claimQueued, then dropUnwanted' : 'claim, then dropUnwanted';
+        me.want = 0;
+        if (r > 0) return deliver(w, me, me.gen, r, via);
+        me.pc = r === GIVEN_BACK_PUSH ? 'push' : 'wait';
       }),
     ],
     requeue: (_w, me) => [
@@ -730,7 +753,7 @@ export function edgeWaiter(options: EdgeWaiterOptions): Program {
           me.pc = 'requeue';
           return saw('queue entry dropped');
         }
-        deliver(w, me, genOf(word), deliveredReady(word, 0, want), `claimQueued (word ${describeWord(word)})`);
+        recheck(w, me, genOf(word), deliveredReady(word, 0, want), true);
       }),
     ],
     'edge-handle': (w, me) => {
@@ -779,6 +802,40 @@ export function edgeWaiter(options: EdgeWaiterOptions): Program {
     ],
     push: () => [move('push ready queue', (w, me) => (w.push(SLOT), (me.pc = 'wait')))],
   };
+}
+
+/** `Actor.want` of an EDGE waiter in 'edge-recheck' whose claim came from the ready queue. */
+const FROM_QUEUE = 1;
+
+/**
+ * A delivery's force: exactly one was pending, and a deadline's says TIMEOUT. Counted delivered
+ * from here: a force set again in F from now on is a newer one.
+ */
+function countForce(w: World, gen: number, flags: number, via: string): void {
+  const forced = (flags & Ready.FORCED) !== 0;
+  const pending = w.forcePending(gen);
+  expect(forced === (pending === 1), 'a force is delivered exactly once', () =>
+    `${via} delivered gen ${gen} ${forced ? 'FORCED' : 'not FORCED'} with ${pending} force(s) pending: ${w.describe()}`,
+  );
+  if (!forced) return;
+  expect(((flags & Ready.TIMEOUT) !== 0) === w.forceIsDeadline[gen], 'a deadline force is delivered as TIMEOUT', () =>
+    `flags ${flags} for a ${w.forceIsDeadline[gen] ? 'deadline' : 'plain'} force`,
+  );
+  w.forcesDelivered[gen]!++;
+  w.forceIsDeadline[gen] = false;
+  saw('forced delivery');
+}
+
+/**
+ * An EDGE waiter won a claim delivering `flags`: it looks at the interest again before delivering.
+ * A force it carries is counted now: dropUnwanted never gives back an event with a force.
+ */
+function recheck(w: World, me: Actor, gen: number, flags: number, fromQueue: boolean): void {
+  countForce(w, gen, flags, fromQueue ? 'claimQueued' : 'claim');
+  me.gen = gen;
+  me.data = flags;
+  me.want = fromQueue ? FROM_QUEUE : 0;
+  me.pc = 'edge-recheck';
 }
 
 /** release(), checked: only a DELETING slot of that generation, once. */
@@ -1059,7 +1116,7 @@ const stateInvariants: Readonly<Record<string, (w: World) => string | null>> = {
     const held = w.holders(w.gen);
     const s = w.state;
     if (s === ARMED && held.length > 0) return `ARMED but held by ${held[0]!.name}`;
-    if (s === ACTIVE && (held.length !== 1 || !['record', 'handle', 'kept', 'dead', 'edge-handle', 'edge-rearm'].includes(held[0]!.pc))) {
+    if (s === ACTIVE && (held.length !== 1 || !['record', 'handle', 'kept', 'dead', 'edge-recheck', 'edge-handle', 'edge-rearm'].includes(held[0]!.pc))) {
       return 'ACTIVE but nobody handles it';
     }
     if (s === REARMING && (held.length !== 1 || !['enable', 'endRearm', 'dead'].includes(held[0]!.pc))) return 'REARMING but nobody re-arms it';
