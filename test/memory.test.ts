@@ -88,7 +88,7 @@ const HIGH_SLOT_FDS = 70_000;
 const canRaiseFdLimit = process.platform === 'linux' && withFdLimit(HIGH_SLOT_FDS + 1000, () => {});
 
 /** Runs test/support/memory-use.ts in a fresh process on this Node, and returns its figures. */
-function memoryUse(what: 'churn' | 'capacity'): Record<string, number> {
+function memoryUse(what: 'churn' | 'capacity' | 'state'): Record<string, number> {
   const script = fileURLToPath(new URL('./support/memory-use.js', import.meta.url));
   const child = spawnSync(process.execPath, [script, what], { encoding: 'utf8', timeout: 120_000 });
   assert.equal(child.status, 0, `memory-use ${what} failed: ${child.stderr}`);
@@ -115,6 +115,20 @@ describe.runIf(process.platform === 'linux')('memory', () => {
     assert.ok(at10k! - before! < 24 * MiB, `10,000 registrations took ${mib(at10k! - before!)}`);
     assert.ok(churned! - before! < 32 * MiB, `after churn: ${mib(churned! - before!)}`);
     assert.ok(fired! >= 10_000, `${fired} of 10,000 deadlines fired`);
+  });
+
+  it('state_costs_the_pages_written_not_its_size', () => {
+    const { before, added, again, reused } = memoryUse('state');
+    const perAdd = (added! - before!) / 10_000;
+    const perReuse = (again! - before!) / 10_000;
+    console.log(
+      `10,000 registrations of 16 KiB of state, 64 bytes written, on node ${process.version}: rss +${(perAdd / 1024).toFixed(1)} KiB each; ` +
+        `+${(perReuse / 1024).toFixed(1)} KiB each with as many again (${reused} on reused slots)`,
+    );
+    assert.ok(reused! > 5_000, `${reused} of 10,000 on reused slots`);
+    // One page for the bytes written, and the table's share: far from 16 KiB.
+    assert.ok(perAdd < 6 * 1024, `${(perAdd / 1024).toFixed(1)} KiB a registration`);
+    assert.ok(perReuse < 6 * 1024, `${(perReuse / 1024).toFixed(1)} KiB a registration, its slot reused`);
   });
 
   it('a_closed_reactors_memory_is_reused_only_when_no_other_thread_is_attached', async () => {

@@ -300,6 +300,7 @@ export class Engine {
         ({ words, interests, holders } = table);
       }
       const gen = genOfToken(token);
+      const seen = holders[slot]!;
       let ready = claim(words, slot, gen, raw.ready[i]!, wantOf(interests[slot]!));
       if (ready <= 0) {
         // An armed EDGE registration kept what its interest did not want: the holder may have
@@ -311,7 +312,7 @@ export class Engine {
         if (ready === GIVEN_BACK_PUSH) this.pushReady(slot);
         continue;
       }
-      storeHolder(holders, words, slot, gen, holderOf(me, gen));
+      storeHolder(holders, words, slot, gen, holderOf(me, gen), seen);
       events.tokens[n] = token;
       events.ready[n] = ready & USER_READY;
       n++;
@@ -329,6 +330,7 @@ export class Engine {
       const table = this.memory.table;
       if (!table.covers(slot)) continue;
       const want = wantOf(table.interests[slot]!);
+      const seen = this.holders[slot]!;
       const word = claimQueued(this.words, slot, want);
       if (word === 0) {
         // The interest read above may predate the last holder's rearm of an EDGE registration,
@@ -341,7 +343,7 @@ export class Engine {
         if (ready === GIVEN_BACK_PUSH) this.pushReady(slot);
         continue;
       }
-      storeHolder(this.holders, this.words, slot, genOf(word), holderOf(this.me, genOf(word)));
+      storeHolder(this.holders, this.words, slot, genOf(word), holderOf(this.me, genOf(word)), seen);
       const token = tokenOf(slot, genOf(word));
       events.tokens[n] = token;
       events.ready[n] = ready & USER_READY;

@@ -114,6 +114,14 @@ export class Lifetime {
   }
 
   /**
+   * `closed` by a plain read, for the hot path: sure to see a close made by this thread (the
+   * only one that recycles the memory of a reactor it alone was attached to), not another's.
+   */
+  get closedHere(): boolean {
+    return this.header[CLOSED] !== 0;
+  }
+
+  /**
    * Counts the caller in; false if the reactor is closed (the caller must not touch it). Being
    * counted in, briefly, it may be the last user of a closed reactor as it leaves again: then it
    * finalizes, as any last user does. Once closed, the attachments are not touched: they may

@@ -104,7 +104,7 @@ export class CoreReactor {
         throw new ReactorError('ENOSPC', `all ${this.capacity} registrations are in use: delete some, or open with a larger capacity`);
       }
       const slot = slotOfToken(token);
-      state.initialize(slot, options.state);
+      state.initialize(slot, options.state, table.lastFresh);
       // Not armed in the kernel until here, and its token not yet returned: nothing can be
       // delivered for it before its state is written.
       try {
@@ -137,8 +137,8 @@ export class CoreReactor {
     const nextInterest = interest === undefined ? 0 : checkInterest(interest);
     const still = stillReady === 0 ? 0 : checkReady(stillReady); // DISPATCH re-checks readiness itself
     const { lifetime, table } = this.memory;
-    // A closed reactor's table may be another's now (recycled): not a word of it is touched.
-    if (lifetime.closed) throw closedError();
+    // A closed reactor's table may be another's now (recycled by this thread, so a plain read sees it).
+    if (lifetime.closedHere) throw closedError();
     const words = table.words;
     if ((words[slot]! & EDGE) !== 0) return this.engine.rearmEdge(token, slot, gen, nextInterest, still);
     // No lifetime count here, to keep the hot path short: a REARMING slot holds the kernel

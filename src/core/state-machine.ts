@@ -130,10 +130,13 @@ export function holderGen(holder: number): number {
 /**
  * Stores `holder` (holderOf the claimer and `gen`) in the slot's holder word after a won claim,
  * unless the registration was deleted since: a late store must not overwrite the holder of the
- * slot's next registration, which its own claimer may have stored already.
+ * slot's next registration, which its own claimer may have stored already. `seen` is the holder
+ * word read before the claim: if it is unchanged, nobody has stored since, and one
+ * compareExchange does it (the common case, on every delivery).
  */
-export function storeHolder(holders: Int32Array, words: Int32Array, slot: number, gen: number, holder: number): void {
-  for (let h = holders[slot]!; genOf(Atomics.load(words, slot)) === gen; h = Atomics.load(holders, slot)) {
+export function storeHolder(holders: Int32Array, words: Int32Array, slot: number, gen: number, holder: number, seen: number): void {
+  if (Atomics.compareExchange(holders, slot, seen, holder) === seen) return;
+  for (let h = Atomics.load(holders, slot); genOf(Atomics.load(words, slot)) === gen; h = Atomics.load(holders, slot)) {
     if (Atomics.compareExchange(holders, slot, h, holder) === h) return;
   }
 }

@@ -1,9 +1,13 @@
 /**
  * Per-registration shared state: `bytes` for each slot, slot after slot, in one SharedArrayBuffer
- * whose pages are committed as slots are used. Never recycled: the user holds views of it.
+ * whose pages are committed as they are written: an idle registration that wrote a few bytes of
+ * its state costs a page, not all its bytes. Never recycled: the user holds views of it.
  */
 import { ReactorError } from './errors.js';
 import { fixedProblem, sharedBuffer } from './shared-memory.js';
+
+/** The kernel's unit of memory: a page never written reads as zeros and costs none. */
+const PAGE = 4096;
 
 /** The most bytes of state a registration may have. */
 export const STATE_BYTES_LIMIT = 65536;
@@ -17,6 +21,7 @@ export interface StateMemory {
 /** One thread's access to the shared state of every registration. */
 export class SharedState {
   private whole: Uint8Array | undefined;
+  private ints: Int32Array | undefined;
 
   constructor(readonly memory: StateMemory) {}
 
@@ -53,12 +58,34 @@ export class SharedState {
     );
   }
 
-  /** A new registration's state: `initial`, the rest zeroed. */
-  initialize(slot: number, initial: Uint8Array | undefined): void {
-    if (this.memory.bytes === 0) return;
-    const state = this.view(slot);
-    state.fill(0, initial?.length ?? 0);
-    if (initial !== undefined) state.set(initial);
+  /**
+   * A new registration's state: `initial`, the rest zero. A slot never used (`fresh`) is zero
+   * already; a used one is zeroed page by page where it is not, so that pages its last
+   * registration never wrote stay uncommitted.
+   */
+  initialize(slot: number, initial: Uint8Array | undefined, fresh: boolean): void {
+    const bytes = this.memory.bytes;
+    if (bytes === 0) return;
+    if (initial !== undefined) this.view(slot).set(initial);
+    if (fresh) return;
+    const all = this.all;
+    const end = (slot + 1) * bytes;
+    for (let at = slot * bytes + (initial?.length ?? 0); at < end; ) {
+      const next = Math.min(end, (Math.floor(at / PAGE) + 1) * PAGE);
+      if (!this.zeroed(at, next)) all.fill(0, at, next);
+      at = next;
+    }
+  }
+
+  /** Whether bytes [from, to) of the state are all zero: read four at a time where aligned. */
+  private zeroed(from: number, to: number): boolean {
+    const all = this.all;
+    const ints = (this.ints ??= new Int32Array(this.memory.buffer, 0, this.memory.buffer.byteLength >> 2));
+    let i = from;
+    for (; i < to && (i & 3) !== 0; i++) if (all[i] !== 0) return false;
+    for (; i + 4 <= to; i += 4) if (ints[i >> 2] !== 0) return false;
+    for (; i < to; i++) if (all[i] !== 0) return false;
+    return true;
   }
 
   /** Copies `data` into the state of `slot` at `offset`; EMSGSIZE if it does not fit. */

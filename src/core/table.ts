@@ -89,6 +89,8 @@ export class Table {
   private fdSlots!: Int32Array;
   private fdMask = 0;
   private readonly reuseAfter: number;
+  /** Whether the slot this object's last `allocate` took had never been used: its memory is all zero. */
+  lastFresh = false;
 
   static create(capacity: number): Table {
     const slots = Math.min(capacity, FIRST_SLOTS);
@@ -186,11 +188,13 @@ export class Table {
         slot = this.freeRing[head]!;
         h[FREE_HEAD] = head + 1 === this.freeRing.length ? 0 : head + 1;
         h[FREE_COUNT] = free - 1;
+        this.lastFresh = false;
       } else if (used < this.capacity) {
         slot = used;
         if (slot === this.words.length) this.grow();
         this.words[slot] = h[FIRST_GEN]! << GEN_SHIFT;
         h[USED] = used + 1;
+        this.lastFresh = true;
       } else {
         return -2;
       }

@@ -110,6 +110,8 @@ export interface Actor {
    */
   data?: number;
   want?: number;
+  /** Waiter: the holder word it read before its claim, for storeHolder. */
+  seen?: number;
 }
 
 /** The highest generation a scenario reaches, plus one (arrays below are indexed by generation). */
@@ -187,7 +189,7 @@ export class World {
 
   key(): string {
     const e = this.entry;
-    const actors = this.actors.map((a) => `${a.pc}/${a.gen}/${a.budget}/${a.spare}/${a.data ?? ''}/${a.want ?? ''}`).join(' ');
+    const actors = this.actors.map((a) => `${a.pc}/${a.gen}/${a.budget}/${a.spare}/${a.data ?? ''}/${a.want ?? ''}/${a.seen ?? ''}`).join(' ');
     return (
       `${this.word}|${this.fdReady ? 1 : 0}|${e.present ? 1 : 0}${e.armed ? 1 : 0}${e.key}|${this.inFlight.join(',')}` +
       `|${this.queue.join(',')}|${this.forcesAccepted.join(',')}|${this.forcesDelivered.join(',')}` +
@@ -218,6 +220,11 @@ export class World {
 
   get gen(): number {
     return genOf(this.word);
+  }
+
+  /** The holder word as the engine keeps it: attachment and generation. */
+  get holderWord(): number {
+    return holderOf(this.holder, this.holderGen);
   }
 
   get state(): number {
@@ -370,10 +377,11 @@ function afterDelivery(w: World, me: Actor): string {
 function recordHolder(w: World, me: Actor): void {
   // The engine's storeHolder on the word: not once the registration was deleted (the slot's
   // next one may have its holder already).
-  const holders = Int32Array.of(holderOf(w.holder, w.holderGen));
-  w.run((words) => storeHolder(holders, words, SLOT, me.gen, holderOf(w.actors.indexOf(me) + 1, me.gen)));
+  const holders = Int32Array.of(w.holderWord);
+  w.run((words) => storeHolder(holders, words, SLOT, me.gen, holderOf(w.actors.indexOf(me) + 1, me.gen), me.seen ?? w.holderWord));
   w.holder = holderAttachment(holders[0]!);
   w.holderGen = holderGen(holders[0]!);
+  delete me.seen;
 }
 
 /**
@@ -546,7 +554,10 @@ export function waiter(options: WaiterOptions): Program {
               w.handedOn |= 1 << gen;
               saw('readiness handed on to the re-arming thread');
             }
-            if (r > 0) deliver(w, me, gen, r, `claim(kernel event gen ${gen})`, options.recordsApart);
+            if (r > 0) {
+              me.seen = w.holderWord; // as read before the claim: nothing came between, in one step
+              deliver(w, me, gen, r, `claim(kernel event gen ${gen})`, options.recordsApart);
+            }
           }),
         );
       }
@@ -555,12 +566,14 @@ export function waiter(options: WaiterOptions): Program {
     },
     popped: () => [
       move('claimQueued', (w, me) => {
+        const seen = w.holderWord;
         const word = w.run((words) => claimQueued(words, SLOT));
         w.result = word === DROPPED ? ' -> DROPPED' : ` -> ${claimLabel(deliveredReady(word, 0))} from ${describeWord(word)}`;
         me.pc = 'wait';
         if (word === DROPPED) return saw('queue entry dropped');
         const gen = genOf(word);
         const flags = deliveredReady(word, 0);
+        me.seen = seen;
         deliver(w, me, gen, flags, `claimQueued (word ${describeWord(word)})`, options.recordsApart);
       }),
     ],
@@ -683,6 +696,7 @@ export function edgeWaiter(options: EdgeWaiterOptions): Program {
             w.edgeInFlight.splice(w.edgeInFlight.indexOf(event), 1);
             me.data = event;
             me.want = wantOf(w.interest);
+            me.seen = w.holderWord;
             me.pc = 'edge-claim';
           }),
         );
@@ -698,6 +712,7 @@ export function edgeWaiter(options: EdgeWaiterOptions): Program {
         w.result = ` -> ${r === REMEMBERED ? 'REMEMBERED (+P)' : claimLabel(r)}`;
         me.data = 0;
         me.want = 0;
+        if (r <= 0) delete me.seen;
         me.pc = 'wait';
         if (gen !== genOf(before)) {
           expect(r === DROPPED, 'a stale kernel event is dropped', () => `claim(gen ${gen}) on ${describeWord(before)} returned ${r}`);
@@ -739,7 +754,7 @@ export function edgeWaiter(options: EdgeWaiterOptions): Program {
         me.pc = push ? 'push' : 'wait';
       }),
     ],
-    popped: () => [move('read interest', (w, me) => ((me.want = wantOf(w.interest)), (me.pc = 'popped-want')))],
+    popped: () => [move('read interest', (w, me) => ((me.want = wantOf(w.interest)), (me.seen = w.holderWord), (me.pc = 'popped-want')))],
     'popped-want': (_w, me) => [
       move(`claimQueued(want ${me.want!})`, (w, me) => {
         const want = me.want!;
@@ -749,6 +764,7 @@ export function edgeWaiter(options: EdgeWaiterOptions): Program {
         me.pc = 'wait';
         if (word === DROPPED) {
           // The engine then looks at the interest again (queueIfWanted), as after a REMEMBERED claim.
+          delete me.seen;
           me.gen = w.gen;
           me.pc = 'requeue';
           return saw('queue entry dropped');

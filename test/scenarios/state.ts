@@ -63,4 +63,31 @@ export const stateScenarios: Scenario[] = [
         WITH_STATE,
       ),
   },
+  {
+    name: 'state_of_a_reused_slot_is_zero_again_on_every_page',
+    run: (ctx) =>
+      withReactor(
+        ctx,
+        ({ r, pair }) => {
+          // Three pages and a bit, at an offset no multiple of 4: the zeroing reads and writes
+          // a page at a time, four bytes at a time where aligned.
+          const bytes = 3 * 4096 + 101;
+          const [a] = pair();
+          const slots = new Set<number>();
+          for (let round = 0; round < 8; round++) {
+            const initial = round % 2 === 0 ? undefined : Uint8Array.of(9, 8, 7);
+            const t = r.add(a, Interest.READABLE, initial === undefined ? {} : { state: initial });
+            slots.add(r.stateOffset(t) / bytes);
+            const expected = new Uint8Array(bytes);
+            if (initial !== undefined) expected.set(initial);
+            assert.ok(Buffer.from(r.state(t)).equals(expected), `round ${round}: the state is the first state given, the rest zero`);
+            // Dirty some pages, and not others, for the slot's next registration.
+            for (const at of round % 3 === 0 ? [0, 5000, bytes - 1] : [4095, 4096 + 2]) r.writeState(t, Uint8Array.of(0xff), at);
+            r.delete(t);
+          }
+          assert.ok(slots.size < 8, `slots were reused (${slots.size} slots for 8 registrations)`);
+        },
+        { capacity: 2, stateBytes: 3 * 4096 + 101 },
+      ),
+  },
 ];
