@@ -100,17 +100,21 @@ export interface Cpu {
 
 const TICK_NS = 1e9 / Number(spawnSync('getconf', ['CLK_TCK'], { encoding: 'utf8' }).stdout.trim() || '100');
 
+/** /proc/<pid>/<file> of a server process; its absence means the process has exited. */
+function serverProc(pid: number, file: string): string {
+  try {
+    return readFileSync(`/proc/${pid}/${file}`, 'utf8');
+  } catch {
+    throw new Error(`process ${pid} of the server under test has exited during the run`);
+  }
+}
+
 export function cpuOf(pids: readonly number[]): Cpu {
   let totalNs = 0;
   let userNs = 0;
   for (const pid of pids) {
     // Fields after the command (which may hold spaces) : state is field 3, utime 14, stime 15.
-    let stat: string;
-    try {
-      stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
-    } catch {
-      throw new Error(`process ${pid} of the server under test has exited during the run`);
-    }
+    const stat = serverProc(pid, 'stat');
     const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
     const utime = Number(fields[11]) * TICK_NS;
     const stime = Number(fields[12]) * TICK_NS;
@@ -127,6 +131,18 @@ export function cpuOf(pids: readonly number[]): Cpu {
     totalNs += exact ? sched : utime + stime;
   }
   return { totalNs, userNs };
+}
+
+/**
+ * Resident memory of a set of processes, bytes: the sum of VmRSS in /proc/<pid>/status. Memory
+ * the kernel holds for their sockets (buffers, socket structures) is not in it.
+ */
+export function rssOf(pids: readonly number[]): number {
+  let kib = 0;
+  for (const pid of pids) {
+    kib += Number(/^VmRSS:\s+(\d+) kB$/m.exec(serverProc(pid, 'status'))?.[1] ?? 0);
+  }
+  return kib * 1024;
 }
 
 /** CPU time the whole machine spent busy (not idle, not waiting for I/O), ns, from /proc/stat. */
@@ -236,9 +252,12 @@ export async function startNodeServer(label: string, args: readonly string[], cp
   };
 }
 
-/** The demo (examples/echo-server) with `threads` threads, on free ports; its echo or HTTP port. */
-export async function startDemo(threads: number, serving: 'echo' | 'HTTP', cpus: string | undefined): Promise<Server> {
-  const args = ['--import', WATCHDOG, DEMO, '--threads', String(threads), '--port', '0', '--http-port', '0', '--idle-ms', '600000'];
+/**
+ * The demo (examples/echo-server) with `threads` threads, on free ports; its echo or HTTP port.
+ * Its idle timeout is `idleMs` (by default 10 minutes, beyond any run).
+ */
+export async function startDemo(threads: number, serving: 'echo' | 'HTTP', cpus: string | undefined, idleMs = 600_000): Promise<Server> {
+  const args = ['--import', WATCHDOG, DEMO, '--threads', String(threads), '--port', '0', '--http-port', '0', '--idle-ms', String(idleMs)];
   const child = new Child(`evdispatch's demo server (${threads} threads)`, process.execPath, args, cpus);
   // "echo on HOST:PORT, HTTP on HOST:PORT, ..."
   const [, echo, http] = await child.line(/^echo on [^ ]*:(\d+), HTTP on [^ ]*:(\d+),/, START_MS);

@@ -6,12 +6,13 @@ import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { once } from 'node:events';
-import { readdirSync } from 'node:fs';
+import { readdirSync, readFileSync } from 'node:fs';
 import * as nodeNet from 'node:net';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { fileURLToPath } from 'node:url';
 import { afterEach, it } from 'vitest';
 import { startServer, type Server, type ServerMode, type ServerOptions } from '../examples/echo-server/server.js';
+import { BufferPool } from '../examples/echo-server/buffers.js';
 import { Connections } from '../examples/echo-server/shared.js';
 import { headLength, HttpRequest, parseHead, PARSED } from '../examples/echo-server/http.js';
 import * as net from '../src/net/index.js';
@@ -614,3 +615,101 @@ it('cli_refuses_and_counts_connections_beyond_max_connections', async () => {
   assert.equal(await exited, 0, out.stderr);
   assert.deepEqual(acceptedAndRefused(out.stdout), [max, extra]);
 });
+
+it('the_buffer_pool_gives_the_buffer_freed_last_first_and_counts_those_in_use', () => {
+  const pool = new BufferPool(BufferPool.create(3).buffer);
+  const taken = [pool.take(), pool.take()];
+  assert.deepEqual(taken, [0, 1], 'fresh buffers in order');
+  pool.giveBack(0);
+  pool.giveBack(1);
+  assert.equal(pool.inUse(), 0);
+  assert.deepEqual([pool.take(), pool.take(), pool.take()], [1, 0, 2], 'the free list, last freed first, then a fresh one');
+  assert.equal(pool.inUse(), 3);
+  assert.throws(() => pool.take(), /no buffer free/);
+});
+
+/** Opens `count` HTTP clients that each send part of a request head and wait: each holds a buffer. */
+async function openHalfHeads(port: number, count: number): Promise<Client[]> {
+  const clients = await Promise.all(Array.from({ length: count }, () => Client.connect(port)));
+  for (const c of clients) c.socket.write('GET / HTTP/1.1\r\nHost: t');
+  return clients;
+}
+
+/**
+ * Echo clients over src/net with small receive buffers that send and never read: once the
+ * kernel's buffers are full, each one's echo waits in a pool buffer. Closed with that unread,
+ * each resets its connection.
+ */
+class StuckEchoes {
+  readonly fds: number[];
+  private readonly chunk = randomBytes(64 << 10);
+
+  constructor(port: number, count: number) {
+    this.fds = Array.from({ length: count }, () => net.connect('127.0.0.1', port));
+    for (const fd of this.fds) setReceiveBuffer(fd, 4096);
+  }
+
+  /** Sends as much as each socket takes now. */
+  send(): void {
+    for (const fd of this.fds) net.send(fd, this.chunk);
+  }
+
+  close(): void {
+    for (const fd of this.fds.splice(0)) net.close(fd);
+  }
+}
+
+it.each(MODES)('every_pool_buffer_is_free_again_after_connections_come_and_go_in_%s_mode', async (mode) => {
+  const server = await serve({ threads: 4, mode });
+  const halfHeads = await openHalfHeads(server.httpPort, 8);
+  const stuck = new StuckEchoes(server.echoPort, 8);
+  let cut: StuckEchoes | undefined;
+  try {
+    const held = (n: number) => () => (stuck.send(), server.stats().buffersInUse === n);
+    await until('a buffer held by each half-read head and each unread echo', held(16), 10_000);
+    // Meanwhile: slow readers, whose output goes in and out of buffers, and one-request churn with resets.
+    await Promise.all([slowEchoClient(server.echoPort, 4 << 20), slowEchoClient(server.echoPort, 4 << 20), churn(server.httpPort, 2000, 50)]);
+    // Ended every way: a reset with output pending, a FIN after half a head, a reset in a head.
+    stuck.close();
+    for (const c of halfHeads.slice(0, 4)) c.socket.end();
+    for (const c of halfHeads.slice(4)) c.socket.resetAndDestroy();
+    await until('every connection closed', () => server.stats().open === 0);
+    assert.equal(server.stats().buffersInUse, 0, 'every buffer is back in the pool');
+    assert.ok(server.stats().partialSends > 0 && server.stats().resets > 0, 'output was kept and connections were reset');
+
+    // What stop cuts gives its buffers back too.
+    const toCut = (cut = new StuckEchoes(server.echoPort, 4));
+    await until('a buffer held by each unread echo', () => (toCut.send(), server.stats().buffersInUse === 4), 10_000);
+    servers.splice(servers.indexOf(server), 1);
+    const summary = await server.stop({ drainMs: 0 });
+    assert.deepEqual([summary.cut, summary.open, summary.buffersInUse], [4, 0, 0]);
+  } finally {
+    stuck.close();
+    cut?.close();
+  }
+});
+
+/** A process's resident set, bytes. */
+function rssOf(pid: number): number {
+  const kib = /^VmRSS:\s+(\d+) kB$/m.exec(readFileSync(`/proc/${pid}/status`, 'latin1'));
+  assert.ok(kib, `no VmRSS for ${pid}`);
+  return Number(kib[1]) * 1024;
+}
+
+it.skipIf(process.platform !== 'linux')('an_idle_connection_costs_the_server_under_3_kib_of_rss_linux_only_for_proc', async () => {
+  const { child, out, exited, echoPort } = await startListeningCli();
+  const IDLE = 2000;
+  // As many connections first, echoed and closed: the heap and the JIT settle, and the reactor's
+  // tables are as used as they will be, so what grows after is what an idle connection holds.
+  for (const c of await openEchoing(echoPort, IDLE, 500)) c.socket.destroy();
+  await sleep(200);
+  const before = rssOf(child.pid!);
+  const clients = await openEchoing(echoPort, IDLE, 500);
+  await sleep(200);
+  const perConnection = (rssOf(child.pid!) - before) / IDLE;
+  console.log(`server RSS per idle connection: ${(perConnection / 1024).toFixed(2)} KiB`);
+  assert.ok(perConnection < 3 * 1024, `${(perConnection / 1024).toFixed(2)} KiB of RSS per idle connection`);
+  assert.equal(clients.filter((c) => c.ended || c.error !== undefined).length, 0, 'every connection still open');
+  child.kill('SIGINT');
+  assert.equal(await exited, 0, out.stderr);
+}, 60_000);

@@ -1,14 +1,19 @@
 /**
  * The echo server's handler module, run by runWorkers in every thread: accepts on the
  * listeners, echoes, answers HTTP, closes idle connections. Everything a connection carries
- * from one delivery to the next (its fd, a half-read request, output a send left over) is in
- * its registration's state, because the next delivery may go to another thread.
+ * from one delivery to the next is shared memory, because the next delivery may go to another
+ * thread: its header (fd, flags, timers) in its registration's state, and its bytes (a
+ * half-read request, output a send left over) in a pool buffer it holds only while it has any.
+ * A delivery works in this thread's scratch, or in the buffer the connection holds; what is
+ * left in the scratch when it ends moves to a buffer.
  */
 import { Interest, type Mode, ReactorError, Ready, type EventHandler, type WorkerContext } from '../../src/index.js';
 import * as net from '../../src/net/index.js';
+import { BUFFER_BYTES, BufferPool } from './buffers.js';
 import { answer, BLANK, headLength, HttpRequest, MALFORMED, MAX_ANSWER, PARSED, parseHead, refuse, type Answer } from './http.js';
 import {
   BODY_LEFT,
+  BUFFER,
   CELL,
   Connections,
   ECHO_OUT_AT,
@@ -30,13 +35,14 @@ import {
   C,
   DEADLINE_AT,
   HEAD_STARTED,
-  STATE_BYTES,
 } from './shared.js';
 
 /** What every thread is given. */
 export interface ServerData {
   readonly shared: SharedArrayBuffer;
   readonly connections: SharedArrayBuffer;
+  /** The BufferPool's memory. */
+  readonly buffers: SharedArrayBuffer;
   readonly idleMs: number;
   readonly headerTimeoutMs: number;
   /** How connections are registered: EDGE, or DISPATCH for comparison. */
@@ -71,32 +77,42 @@ const PAUSE = new Int32Array(new SharedArrayBuffer(4));
 class Connection {
   token = 0;
   kind: Kind = Kind.ECHO;
-  state: Uint8Array = new Uint8Array(0);
-  private view: DataView = new DataView(new ArrayBuffer(0));
+  /** Where its header starts in the reactor's state. */
   private at = 0;
   fd = 0;
   cell = 0;
   flags = 0;
   outLen = 0;
   reqLen = 0;
-  /** Where its pending output starts in the state. */
-  outAt = 0;
   headStarted = 0;
   deadlineAt = 0;
   bodyLeft = 0;
+  /** The BUFFER word: the index + 1 of the pool buffer it holds; 0: none. */
+  private buffer = 0;
+  /** Where this delivery keeps its bytes: the pool's buffer it holds, or else the scratch. */
+  mem: Buffer;
+  /** Where its request bytes start in `mem`. */
+  reqAt = 0;
+  /** Where its pending output starts in `mem`. */
+  outAt = 0;
+  /** Where its area of `mem` ends. */
+  private end = 0;
 
-  load(token: number, kind: Kind, state: Uint8Array): void {
-    // Every registration's state lies in one SharedArrayBuffer: one DataView serves them all. It
-    // has a fixed length, made again once the state has grown past it: a view that tracks a
-    // growable buffer's length is several times slower to read.
-    if (state.byteOffset + state.byteLength > this.view.byteLength || this.view.buffer !== state.buffer) {
-      this.view = new DataView(state.buffer, 0, state.buffer.byteLength);
-    }
+  constructor(
+    /** Every registration's state, the reactor's one SharedArrayBuffer. */
+    private readonly view: DataView,
+    private readonly pool: BufferPool,
+    private readonly connections: Connections,
+    /** This thread's scratch: BUFFER_BYTES, laid out as a pool buffer. */
+    private readonly scratch: Buffer,
+  ) {
+    this.mem = scratch;
+  }
+
+  load(token: number, kind: Kind, at: number): void {
     const v = this.view;
-    const at = state.byteOffset;
     this.token = token;
     this.kind = kind;
-    this.state = state;
     this.at = at;
     this.fd = v.getInt32(at + FD, true);
     this.cell = v.getInt32(at + CELL, true);
@@ -106,11 +122,22 @@ class Connection {
     this.headStarted = v.getFloat64(at + HEAD_STARTED, true);
     this.deadlineAt = v.getFloat64(at + DEADLINE_AT, true);
     this.bodyLeft = v.getFloat64(at + BODY_LEFT, true);
-    this.outAt = kind === Kind.ECHO ? ECHO_OUT_AT : HTTP_OUT_AT;
+    this.buffer = v.getInt32(at + BUFFER, true);
+    this.mem = this.buffer === 0 ? this.scratch : this.pool.bytes;
+    const base = this.buffer === 0 ? 0 : (this.buffer - 1) * BUFFER_BYTES;
+    this.reqAt = base + REQ_AT;
+    this.outAt = base + (kind === Kind.ECHO ? ECHO_OUT_AT : HTTP_OUT_AT);
+    this.end = base + BUFFER_BYTES;
   }
 
-  /** Stores what changed; before a rearm, which hands the connection to whichever thread is next. */
+  /**
+   * Stores what changed, bytes left in the scratch in a buffer taken for them, and gives back a
+   * buffer left empty; before a rearm, which hands the connection to whichever thread is next.
+   */
   save(): void {
+    const pending = this.outLen > 0 || this.reqLen > 0;
+    if (pending && this.buffer === 0) this.takeBuffer();
+    else if (!pending && this.buffer !== 0) this.giveBackBuffer();
     const v = this.view;
     v.setUint8(this.at + FLAGS, this.flags);
     v.setUint32(this.at + OUT_LEN, this.outLen, true);
@@ -118,10 +145,32 @@ class Connection {
     v.setFloat64(this.at + HEAD_STARTED, this.headStarted, true);
     v.setFloat64(this.at + DEADLINE_AT, this.deadlineAt, true);
     v.setFloat64(this.at + BODY_LEFT, this.bodyLeft, true);
+    v.setInt32(this.at + BUFFER, this.buffer, true);
+  }
+
+  /** Moves the bytes pending in the scratch to a buffer of the pool, at the same offsets. */
+  private takeBuffer(): void {
+    const index = this.pool.take();
+    const to = index * BUFFER_BYTES;
+    this.pool.bytes.set(this.scratch.subarray(this.reqAt, this.reqAt + this.reqLen), to + this.reqAt);
+    this.pool.bytes.set(this.scratch.subarray(this.outAt, this.outAt + this.outLen), to + this.outAt);
+    this.setBuffer(index + 1);
+  }
+
+  /** Gives back the buffer it holds, if any: it has nothing pending, or it is closing. */
+  giveBackBuffer(): void {
+    if (this.buffer === 0) return;
+    this.pool.giveBack(this.buffer - 1);
+    this.setBuffer(0);
+  }
+
+  private setBuffer(buffer: number): void {
+    this.buffer = buffer;
+    this.connections.setBuffer(this.cell, buffer);
   }
 
   get outRoom(): number {
-    return STATE_BYTES - this.outAt - this.outLen;
+    return this.end - this.outAt - this.outLen;
   }
 
   /** Marks this thread as the one handling it; true if another thread handled it last. */
@@ -146,9 +195,12 @@ export function setup({ reactor, index, data }: WorkerContext<ServerData>): Even
   const connections = new Connections(data.connections);
   const { idleMs, headerTimeoutMs, mode } = data;
   const thread = index + 1;
-  const c = new Connection();
+  // Every registration's state lies in one SharedArrayBuffer of fixed size: one view serves all.
+  const all = reactor.stateBuffer;
+  const states = new DataView(all.buffer, all.byteOffset, all.byteLength);
+  const scratch = Buffer.alloc(BUFFER_BYTES);
+  const c = new Connection(states, new BufferPool(data.buffers), connections, scratch);
   const accepted = new Int32Array(ACCEPT_BATCH);
-  const scratch = new Uint8Array(STATE_BYTES);
   const request = new HttpRequest();
   /**
    * Whether the socket may hold more after this delivery's last read: it filled what it asked
@@ -163,8 +215,8 @@ export function setup({ reactor, index, data }: WorkerContext<ServerData>): Even
    */
   let hangup = false;
 
-  function onListener(token: number, kind: Kind, state: Uint8Array): void {
-    const fd = new DataView(state.buffer, state.byteOffset).getInt32(FD, true);
+  function onListener(token: number, kind: Kind, at: number): void {
+    const fd = states.getInt32(at + FD, true);
     if (shared.stopping) {
       try {
         reactor.delete(token);
@@ -236,8 +288,8 @@ export function setup({ reactor, index, data }: WorkerContext<ServerData>): Even
     Atomics.wait(PAUSE, 0, 0, ACCEPT_BACKOFF_MS);
   }
 
-  function onConnection(token: number, flags: number, kind: Kind, state: Uint8Array): void {
-    c.load(token, kind, state);
+  function onConnection(token: number, flags: number, kind: Kind, at: number): void {
+    c.load(token, kind, at);
     mayHaveMore = false;
     hangup = (flags & Ready.HANGUP) !== 0;
     if (c.handledBy(thread)) shared.add(C.handoffs, 1);
@@ -342,38 +394,23 @@ export function setup({ reactor, index, data }: WorkerContext<ServerData>): Even
   }
 
   /**
-   * Echoes what the socket has. With nothing pending, it reads into this thread's scratch and
-   * sends from there, so the bytes reach the shared state only if the socket refuses some;
-   * behind pending output it reads straight after it: order is kept either way. A short read
-   * means the socket is empty, unless the delivery said HANGUP: reading again would only cost an
-   * EAGAIN. What comes after is not missed: DISPATCH re-checks readiness at the re-arm, and under
-   * EDGE its arrival is an edge. Stopping while the socket may hold more (the budget, no room, or
-   * an end of stream not yet read), the re-arm says it is still ready.
+   * Echoes what the socket has: reads after the pending output (in the scratch when there is
+   * none, the common case) and sends, so order is kept and only what the socket refused stays
+   * to be kept. A short read means the socket is empty, unless the delivery said HANGUP:
+   * reading again would only cost an EAGAIN. What comes after is not missed: DISPATCH re-checks
+   * readiness at the re-arm, and under EDGE its arrival is an edge. Stopping while the socket
+   * may hold more (the budget, no room, or an end of stream not yet read), the re-arm says it is
+   * still ready.
    */
   function echo(): void {
     for (let budget = READ_BUDGET; budget > 0 && canRead(); ) {
-      const direct = c.outLen === 0;
-      const want = direct ? Math.min(c.outRoom, scratch.length) : c.outRoom;
-      const n = direct ? read(scratch, 0, want) : read(c.state, c.outAt + c.outLen, want);
+      const n = read(c.mem, c.outAt + c.outLen, c.outRoom);
       if (!received(n)) return;
       budget -= n;
-      if (direct) {
-        const sent = Math.max(0, net.send(c.fd, scratch, 0, n));
-        shared.add(C.bytesOut, sent);
-        if (sent < n) keep(scratch.subarray(sent, n));
-      } else {
-        c.outLen += n;
-        flush();
-      }
+      c.outLen += n;
+      flush();
       if (!mayHaveMore) return emptied();
     }
-  }
-
-  /** What the socket refused, kept in the state for the next WRITABLE. */
-  function keep(rest: Uint8Array): void {
-    c.state.set(rest, c.outAt + c.outLen);
-    c.outLen += rest.length;
-    shared.add(C.partialSends, 1);
   }
 
   /**
@@ -387,7 +424,7 @@ export function setup({ reactor, index, data }: WorkerContext<ServerData>): Even
     for (let budget = READ_BUDGET; ; ) {
       partial = false;
       while (c.outRoom >= MAX_ANSWER && dropBody()) {
-        const length = headLength(c.state, REQ_AT, c.reqLen, searched);
+        const length = headLength(c.mem, c.reqAt, c.reqLen, searched);
         if (length === -1) {
           partial = c.reqLen > 0;
           break;
@@ -403,7 +440,7 @@ export function setup({ reactor, index, data }: WorkerContext<ServerData>): Even
         break;
       }
       const room = REQUEST_MAX - c.reqLen;
-      const n = read(c.state, REQ_AT + c.reqLen, room);
+      const n = read(c.mem, c.reqAt + c.reqLen, room);
       if (!received(n)) break;
       c.reqLen += n;
       budget -= n;
@@ -423,7 +460,7 @@ export function setup({ reactor, index, data }: WorkerContext<ServerData>): Even
   function dropBody(): boolean {
     const n = Math.min(c.bodyLeft, c.reqLen);
     if (n > 0) {
-      c.state.copyWithin(REQ_AT, REQ_AT + n, REQ_AT + c.reqLen);
+      c.mem.copyWithin(c.reqAt, c.reqAt + n, c.reqAt + c.reqLen);
       c.reqLen -= n;
       c.bodyLeft -= n;
     }
@@ -432,10 +469,8 @@ export function setup({ reactor, index, data }: WorkerContext<ServerData>): Even
 
   /** Parses the head of `length` bytes at the start of the buffer and queues its answer. */
   function respond(length: number): void {
-    const at = c.state.byteOffset - all.byteOffset + REQ_AT;
-    if (heads.byteLength < at + length) heads = Buffer.from(all.buffer, all.byteOffset, all.byteLength);
-    const status = parseHead(heads, at, at + length, request);
-    c.state.copyWithin(REQ_AT, REQ_AT + length, REQ_AT + c.reqLen);
+    const status = parseHead(c.mem, c.reqAt, c.reqAt + length, request);
+    c.mem.copyWithin(c.reqAt, c.reqAt + length, c.reqAt + c.reqLen);
     c.reqLen -= length;
     c.headStarted = 0; // the next head's timer starts when this delivery ends
     if (status === BLANK) return;
@@ -452,7 +487,7 @@ export function setup({ reactor, index, data }: WorkerContext<ServerData>): Even
 
   /** Appends an answer to the pending output; one that closes ends the reading. */
   function queue(a: Answer): void {
-    c.state.set(a.bytes, c.outAt + c.outLen);
+    c.mem.set(a.bytes, c.outAt + c.outLen);
     c.outLen += a.bytes.length;
     if (a.close) {
       c.flags |= Flag.NO_MORE_INPUT;
@@ -463,10 +498,10 @@ export function setup({ reactor, index, data }: WorkerContext<ServerData>): Even
   /** Sends the pending output until it is gone or the socket takes no more. */
   function flush(): void {
     while (c.outLen > 0) {
-      const n = net.send(c.fd, c.state, c.outAt, c.outLen);
+      const n = net.send(c.fd, c.mem, c.outAt, c.outLen);
       if (n > 0) {
         shared.add(C.bytesOut, n);
-        c.state.copyWithin(c.outAt, c.outAt + n, c.outAt + c.outLen);
+        c.mem.copyWithin(c.outAt, c.outAt + n, c.outAt + c.outLen);
         c.outLen -= n;
       }
       if (c.outLen > 0) {
@@ -479,7 +514,8 @@ export function setup({ reactor, index, data }: WorkerContext<ServerData>): Even
   /** Our side is shut: read and drop what the peer still sends, until it closes. */
   function linger(): void {
     for (let budget = READ_BUDGET; budget > 0; ) {
-      const n = read(c.state, c.outAt, c.outRoom);
+      // Nothing is pending (a lingering connection sends and answers no more): the scratch is free.
+      const n = read(scratch, 0, scratch.length);
       if (n <= 0) {
         if (n === 0) c.flags |= Flag.PEER_DONE;
         return;
@@ -504,6 +540,7 @@ export function setup({ reactor, index, data }: WorkerContext<ServerData>): Even
       // in flight: end our side and close once the peer has closed its own (or the idle timeout).
       net.shutdown(c.fd, 'write');
       c.flags |= Flag.LINGERING;
+      c.reqLen = 0; // what is left of a request is answered no more: its buffer can go back
     }
     c.save();
     reactor.rearm(c.token, Interest.READABLE, stillReady());
@@ -527,26 +564,19 @@ export function setup({ reactor, index, data }: WorkerContext<ServerData>): Even
       if (!(e instanceof ReactorError && e.code === 'ECLOSED')) throw e;
     } finally {
       net.close(c.fd);
+      c.giveBackBuffer();
       connections.remove(c.cell);
       shared.add(C.open, -1);
     }
   }
 
-  // Views of the registrations' state, made once per slot and kept: no allocation per event.
-  const all = reactor.stateBuffer;
-  // What parseHead reads: a Buffer over the state, made again when the state has grown past it
-  // (the reactor's state memory grows with the registrations used).
-  let heads = Buffer.from(all.buffer, all.byteOffset, all.byteLength);
-  const views: Uint8Array[] = [];
-
   return (token, flags) => {
     const at = reactor.stateOffset(token);
-    const state = (views[at / STATE_BYTES] ??= all.subarray(at, at + STATE_BYTES));
-    const kind = state[KIND]! as Kind; // one byte: the kinds are small
+    const kind = all[at + KIND]! as Kind; // one byte: the kinds are small
     if (kind === Kind.ECHO_LISTENER || kind === Kind.HTTP_LISTENER) {
-      onListener(token, kind, state);
+      onListener(token, kind, at);
     } else {
-      onConnection(token, flags, kind, state);
+      onConnection(token, flags, kind, at);
     }
   };
 }

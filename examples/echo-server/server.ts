@@ -6,6 +6,7 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { Interest, Mode, Reactor, ReactorError, runWorkers } from '../../src/index.js';
 import * as net from '../../src/net/index.js';
 import { raiseFdLimit } from '../../src/sys/limits.js';
+import { BUFFER_BYTES, BufferPool } from './buffers.js';
 import type { ServerData } from './handler.js';
 import { C, Connections, header, Kind, now, Shared, STATE_BYTES, type Counts } from './shared.js';
 
@@ -49,6 +50,8 @@ const SERVER_MODES: readonly ServerMode[] = [Mode.EDGE, Mode.DISPATCH];
 export interface Stats extends Counts {
   /** Events delivered to handlers, all threads. */
   readonly events: number;
+  /** Pool buffers held by connections: those with bytes kept between deliveries. */
+  readonly buffersInUse: number;
 }
 
 /** What `stop` returns. */
@@ -66,8 +69,8 @@ const LISTENERS = 2;
  * connections until accept reports EMFILE, as a server should.
  */
 export const FD_MARGIN = 64;
-/** The reactor holds at most 2 GiB of state: this many connections of STATE_BYTES each. */
-export const MAX_CONNECTIONS = Math.floor(2 ** 31 / STATE_BYTES) - LISTENERS;
+/** The buffer pool holds at most 2 GiB: a buffer for each of this many connections. */
+export const MAX_CONNECTIONS = Math.floor(2 ** 31 / BUFFER_BYTES) - LISTENERS;
 
 /** The default connection limit for a descriptor limit of `fdLimit` (Infinity: none). */
 export function defaultMaxConnections(fdLimit: number): number {
@@ -128,6 +131,8 @@ export async function startServer(options: ServerOptions = {}): Promise<Server> 
   const reactor = Reactor.open({ capacity: maxConnections + LISTENERS, stateBytes: STATE_BYTES });
   const shared = Shared.create(threads);
   const connections = Connections.create(maxConnections + LISTENERS);
+  // A buffer for every registration, so that the pool never runs out; untouched, they cost nothing.
+  const buffers = BufferPool.create(maxConnections + LISTENERS);
   const listeners: { kind: Kind; fd: number; token: number }[] = [];
   try {
     for (const [kind, port] of [
@@ -147,7 +152,7 @@ export async function startServer(options: ServerOptions = {}): Promise<Server> 
     for (const l of listeners) net.close(l.fd);
     throw e;
   }
-  const data: ServerData = { shared: shared.buffer, connections: connections.buffer, idleMs, headerTimeoutMs, mode };
+  const data: ServerData = { shared: shared.buffer, connections: connections.buffer, buffers: buffers.buffer, idleMs, headerTimeoutMs, mode };
   const workers = await runWorkers({
     reactor,
     threads,
@@ -159,7 +164,7 @@ export async function startServer(options: ServerOptions = {}): Promise<Server> 
     },
   });
 
-  const stats = (): Stats => ({ ...shared.counts(), events: workers.events() });
+  const stats = (): Stats => ({ ...shared.counts(), events: workers.events(), buffersInUse: buffers.inUse() });
 
   /** Forces a registration, unless it is gone already. */
   const force = (token: number): void => {
@@ -182,8 +187,9 @@ export async function startServer(options: ServerOptions = {}): Promise<Server> 
     await workers.close();
     // No thread runs now: what the drain time did not finish is closed here.
     let cut = 0;
-    connections.forEach((_token, fd, cell) => {
+    connections.forEach((_token, fd, cell, buffer) => {
       net.close(fd);
+      if (buffer !== 0) buffers.giveBack(buffer - 1);
       connections.remove(cell);
       shared.add(C.open, -1);
       cut++;

@@ -1,15 +1,8 @@
 /**
- * What the echo server's threads share: the layout of each registration's state bytes, the
- * counters, the control words, and the table of open connections that `stop` walks.
+ * What the echo server's threads share: the layout of each registration's state bytes and of
+ * a connection's buffer, the counters, the control words, and the table of open connections
+ * that `stop` walks.
  */
-/**
- * Bytes of reactor state per registration. A 64-byte header, then for HTTP a 4 KiB request
- * buffer, and the output the kernel refused: 16,320 bytes for echo (a whole read's worth, so a
- * read is never cut short for room), 12,224 for HTTP (about a hundred pipelined answers). The
- * kernel's socket buffers do most of the buffering; this only holds what they refused, and
- * pages no connection touches cost nothing: 4,096 connections reserve 64 MiB of address space.
- */
-export const STATE_BYTES = 16384;
 /** The largest HTTP request head; a longer one is answered 431 and the connection closed. */
 export const REQUEST_MAX = 4096;
 
@@ -25,11 +18,18 @@ export const LAST_ACTIVE = 24; // f64, the monotonic clock (ms) at the last byte
 export const HEAD_STARTED = 32; // f64, the clock at the first byte of the HTTP request head being read; 0: none
 export const DEADLINE_AT = 40; // f64, the clock when the deadline now set passes
 export const BODY_LEFT = 48; // f64, bytes of the current HTTP request's body still to drop
+export const BUFFER = 56; // i32, the index + 1 of the pool buffer holding its pending bytes; 0: none
 export const HEADER = 64;
-/** Where each kind keeps its request bytes and its pending output. */
-export const REQ_AT = HEADER;
-export const ECHO_OUT_AT = HEADER;
-export const HTTP_OUT_AT = HEADER + REQUEST_MAX;
+/**
+ * Bytes of reactor state per registration: the header alone. The bytes a connection keeps
+ * between deliveries are in a pool buffer it holds only meanwhile (buffers.ts), so an idle
+ * connection costs 64 bytes here, not a page.
+ */
+export const STATE_BYTES = HEADER;
+/** Where each kind keeps its request bytes and its pending output in a buffer. */
+export const REQ_AT = 0;
+export const ECHO_OUT_AT = 0;
+export const HTTP_OUT_AT = REQUEST_MAX;
 
 /** What a registration is (the KIND word). */
 export const Kind = { ECHO_LISTENER: 1, HTTP_LISTENER: 2, ECHO: 3, HTTP: 4 } as const;
@@ -198,17 +198,20 @@ export class Connections {
   private readonly cells: Int32Array;
   private readonly fds: Int32Array;
   private readonly tokens: Float64Array;
+  /** Each cell's connection's BUFFER word, for `stop` to give back what it cuts. */
+  private readonly buffers: Int32Array;
 
   static create(capacity: number): Connections {
-    return new Connections(new SharedArrayBuffer(8 + capacity * (4 + 4 + 8)));
+    return new Connections(new SharedArrayBuffer(8 + capacity * (4 + 4 + 4 + 8)));
   }
 
   constructor(readonly buffer: SharedArrayBuffer) {
-    const capacity = (buffer.byteLength - 8) / 16;
+    const capacity = (buffer.byteLength - 8) / 20;
     this.next = new Int32Array(buffer, 0, 1);
     this.tokens = new Float64Array(buffer, 8, capacity);
     this.cells = new Int32Array(buffer, 8 + capacity * 8, capacity);
     this.fds = new Int32Array(buffer, 8 + capacity * 12, capacity);
+    this.buffers = new Int32Array(buffer, 8 + capacity * 16, capacity);
   }
 
   /** Claims a cell for fd, before its registration exists; -1 if every cell is taken. */
@@ -220,6 +223,7 @@ export class Connections {
       const i = (start + k) % n;
       if (Atomics.compareExchange(this.cells, i, FREE, FILLING) !== FREE) continue;
       this.fds[i] = fd;
+      this.buffers[i] = 0;
       return i;
     }
     return -1;
@@ -241,10 +245,15 @@ export class Connections {
     if (Atomics.compareExchange(this.cells, cell, FILLING, CLOSED) !== FILLING) Atomics.store(this.cells, cell, FREE);
   }
 
-  /** Calls fn for every open connection. */
-  forEach(fn: (token: number, fd: number, cell: number) => void): void {
+  /** Notes the BUFFER word of the cell's connection, as its header has it. */
+  setBuffer(cell: number, buffer: number): void {
+    this.buffers[cell] = buffer;
+  }
+
+  /** Calls fn for every open connection, with its BUFFER word. */
+  forEach(fn: (token: number, fd: number, cell: number, buffer: number) => void): void {
     for (let i = 0; i < this.cells.length; i++) {
-      if (Atomics.load(this.cells, i) === LIVE) fn(this.tokens[i]!, this.fds[i]!, i);
+      if (Atomics.load(this.cells, i) === LIVE) fn(this.tokens[i]!, this.fds[i]!, i, this.buffers[i]!);
     }
   }
 }
