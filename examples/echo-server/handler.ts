@@ -346,14 +346,16 @@ export function setup({ reactor, index, data }: WorkerContext<ServerData>): Even
 
   /**
    * Closes a connection whose request head took too long: a 408 if the socket takes it at once,
-   * what the client sent is dropped so that the close is a FIN rather than a reset that could
-   * destroy the 408, and the socket is closed.
+   * then our FIN right behind it, so that a client still sending sees the answer and the end of
+   * stream even if the close, with its latest bytes unread, resets; what it sent is dropped
+   * first, so that the close is usually a FIN alone; and the socket is closed.
    */
   function timedOut(): void {
     try {
       // With answers pending the client is not reading: it gets no 408, and may get a reset.
       if (c.outLen === 0) {
         shared.add(C.bytesOut, Math.max(0, net.send(c.fd, refuse(408).bytes)));
+        net.shutdown(c.fd, 'write');
         linger();
       }
     } catch (e) {
