@@ -12,6 +12,10 @@ const LIBKQUEUE_SKIP: ReadonlyMap<string, string> = new Map([
     'tcp_refused_connect_is_an_error_event',
     'needs native kqueue: libkqueue reads SO_ERROR itself to fill fflags, which clears it before socketError can',
   ],
+  [
+    'edge_data_and_the_peers_shutdown_in_one_delivery_say_hangup',
+    'needs native kqueue: libkqueue reports no EV_EOF while data is unread, and under EV_CLEAR nothing follows once it is read',
+  ],
 ]);
 
 /**
