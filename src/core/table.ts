@@ -36,7 +36,7 @@ const FIRST_GEN = 6;
 const HEADER = 8;
 
 /**
- * The per-slot Int32 arrays, each in its own growable buffer and each a field of `Table` by the
+ * The per-slot Int32 arrays, each in its own buffer and each a field of `Table` by the
  * same name: one more name here (and its field below) adds one.
  */
 const COLUMNS = ['words', 'fds', 'interests', 'retired', 'holders'] as const;
