@@ -528,7 +528,7 @@ it.each(MODES)('sigint_stops_the_cli_gracefully_with_a_summary_in_%s_mode', asyn
   assert.match(out.stdout, /SIGINT: stopping\nsummary after [\d.]+ s\n {2}connections +0 accepted/);
 });
 
-it.skipIf(process.platform === 'win32')('running_out_of_fds_does_not_stop_accepting', async () => {
+it.skipIf(process.platform === 'win32')(`running_out_of_fds_does_not_stop_accepting${process.platform === 'win32' ? ' [skipped: needs ulimit -n, which Windows has not]' : ''}`, async () => {
   const fdLimit = 64;
   // A connection limit above the descriptors: the default would stop at the limit less its margin.
   const { child, out, exited, echoPort } = await startListeningCli(fdLimit, ['--max-connections', '4096']);
@@ -591,7 +591,7 @@ const C10K = 10_000;
 // Both processes hold one descriptor per connection, besides their own.
 const fdsForC10k = raiseFdLimit().soft >= C10K + 256;
 
-it.skipIf(!fdsForC10k)('cli_with_default_flags_holds_10000_connections_at_once_where_the_fd_limit_allows', async () => {
+it.skipIf(!fdsForC10k)(`cli_with_default_flags_holds_10000_connections_at_once${fdsForC10k ? '' : ` [skipped: needs ${C10K + 256} fds, the limit here is ${raiseFdLimit().soft}]`}`, async () => {
   const { child, out, exited, echoPort } = await startListeningCli();
   const clients = await openEchoing(echoPort, C10K, 500);
   assert.equal(clients.filter((c) => c.ended || c.error !== undefined).length, 0, 'every connection still open');
@@ -700,7 +700,7 @@ function rssOf(pid: number): number {
   return Number(kib[1]) * 1024;
 }
 
-it.skipIf(process.platform !== 'linux')('an_idle_connection_costs_the_server_under_3_kib_of_rss_linux_only_for_proc', async () => {
+it.skipIf(process.platform !== 'linux')(`an_idle_connection_costs_the_server_under_3_kib_of_rss${process.platform === 'linux' ? '' : ' [skipped: needs Linux, reads /proc]'}`, async () => {
   const { child, out, exited, echoPort } = await startListeningCli();
   const IDLE = 2000;
   // As many connections first, echoed and closed: the heap and the JIT settle, and the reactor's

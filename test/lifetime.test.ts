@@ -8,7 +8,7 @@ import { sleep } from './scenarios/scenario.js';
 
 const openFds = (): number => readdirSync('/proc/self/fd').length;
 
-it.skipIf(process.platform !== 'linux')('close_frees_kernel_objects_after_threads_died_in_calls (fds counted in /proc)', async () => {
+it.skipIf(process.platform !== 'linux')(`close_frees_kernel_objects_after_threads_died_in_calls${process.platform === 'linux' ? '' : ' [skipped: needs Linux, counts fds in /proc]'}`, async () => {
   const before = openFds();
   const r = Reactor.open({ capacity: 16 });
   assert.equal(openFds(), before + 2, 'an epoll fd and an eventfd');

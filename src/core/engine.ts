@@ -289,7 +289,6 @@ export class Engine {
   private claimKernelEvents(events: Events, n: number, got: number): number {
     const raw = this.raw;
     const table = this.memory.table;
-    const me = this.me;
     // This thread's views, made again only when an event names a slot past them.
     let { words, interests, holders } = table;
     for (let i = 0; i < got; i++) {
@@ -301,22 +300,14 @@ export class Engine {
       }
       const gen = genOfToken(token);
       const seen = holders[slot]!;
-      let ready = claim(words, slot, gen, raw.ready[i]!, wantOf(interests[slot]!));
+      const ready = claim(words, slot, gen, raw.ready[i]!, wantOf(interests[slot]!));
       if (ready <= 0) {
         // An armed EDGE registration kept what its interest did not want: the holder may have
         // changed the interest as it re-armed, so look again (see queueIfWanted).
         if (ready === REMEMBERED && queueIfWanted(words, slot, gen, wantOf(interests[slot]!))) this.pushReady(slot);
         continue;
       }
-      if ((words[slot]! & EDGE) !== 0 && (ready = dropUnwanted(words, slot, gen, ready, wantOf(interests[slot]!))) <= 0) {
-        if (ready === GIVEN_BACK_PUSH) this.pushReady(slot);
-        continue;
-      }
-      storeHolder(holders, words, slot, gen, holderOf(me, gen), seen);
-      events.tokens[n] = token;
-      events.ready[n] = ready & USER_READY;
-      n++;
-      if (ready & MUST_FREE) this.freeSlot(slot, token, true);
+      n = this.take(events, n, slot, gen, ready, seen);
     }
     return n;
   }
@@ -338,19 +329,28 @@ export class Engine {
         if (queueIfWanted(this.words, slot, genOf(Atomics.load(this.words, slot)), wantOf(table.interests[slot]!))) this.pushReady(slot);
         continue;
       }
-      let ready = deliveredReady(word, 0, want);
-      if ((word & EDGE) !== 0 && (ready = dropUnwanted(this.words, slot, genOf(word), ready, wantOf(table.interests[slot]!))) <= 0) {
-        if (ready === GIVEN_BACK_PUSH) this.pushReady(slot);
-        continue;
-      }
-      storeHolder(this.holders, this.words, slot, genOf(word), holderOf(this.me, genOf(word)), seen);
-      const token = tokenOf(slot, genOf(word));
-      events.tokens[n] = token;
-      events.ready[n] = ready & USER_READY;
-      n++;
-      if (ready & MUST_FREE) this.freeSlot(slot, token, true);
+      n = this.take(events, n, slot, genOf(word), deliveredReady(word, 0, want), seen);
     }
     return n;
+  }
+
+  /**
+   * A won claim of (slot, gen) delivering `ready`: an EDGE one drops what the interest no longer
+   * wants (`dropUnwanted`); then this thread is stored as its holder (`seen`: the holder word
+   * read before the claim) and the event goes into `events` at n. Returns the new count.
+   */
+  private take(events: Events, n: number, slot: number, gen: number, ready: number, seen: number): number {
+    const { words, interests, holders } = this.memory.table;
+    if ((words[slot]! & EDGE) !== 0 && (ready = dropUnwanted(words, slot, gen, ready, wantOf(interests[slot]!))) <= 0) {
+      if (ready === GIVEN_BACK_PUSH) this.pushReady(slot);
+      return n;
+    }
+    storeHolder(holders, words, slot, gen, holderOf(this.me, gen), seen);
+    const token = tokenOf(slot, gen);
+    events.tokens[n] = token;
+    events.ready[n] = ready & USER_READY;
+    if (ready & MUST_FREE) this.freeSlot(slot, token, true);
+    return n + 1;
   }
 
   /** Whether another thread holds generation `gen` of `slot`: only the holder may re-arm it. */

@@ -105,13 +105,15 @@ export interface Actor {
   spare: number;
   /**
    * EDGE waiter: the kernel event it took (generation × 16 + readiness), then the want it read
-   * with it; once a claim is won, what it delivers (and `want` says whence: FROM_QUEUE or not);
+   * with it; once a claim is won, what it delivers;
    * once delivered, the readiness it has not consumed yet. Peer: room-to-write events left.
    */
   data?: number;
   want?: number;
   /** Waiter: the holder word it read before its claim, for storeHolder. */
   seen?: number;
+  /** EDGE waiter between a won claim and its dropUnwanted: the claim was of a ready-queue entry. */
+  fromQueue?: boolean;
 }
 
 /** The highest generation a scenario reaches, plus one (arrays below are indexed by generation). */
@@ -189,7 +191,7 @@ export class World {
 
   key(): string {
     const e = this.entry;
-    const actors = this.actors.map((a) => `${a.pc}/${a.gen}/${a.budget}/${a.spare}/${a.data ?? ''}/${a.want ?? ''}/${a.seen ?? ''}`).join(' ');
+    const actors = this.actors.map((a) => `${a.pc}/${a.gen}/${a.budget}/${a.spare}/${a.data ?? ''}/${a.want ?? ''}/${a.seen ?? ''}/${a.fromQueue ? 'q' : ''}`).join(' ');
     return (
       `${this.word}|${this.fdReady ? 1 : 0}|${e.present ? 1 : 0}${e.armed ? 1 : 0}${e.key}|${this.inFlight.join(',')}` +
       `|${this.queue.join(',')}|${this.forcesAccepted.join(',')}|${this.forcesDelivered.join(',')}` +
@@ -740,8 +742,8 @@ export function edgeWaiter(options: EdgeWaiterOptions): Program {
         w.result = ` -> ${r === GIVEN_BACK_PUSH ? 'given back, push' : r === 0 ? 'given back' : claimLabel(r)}`;
         if (r !== flags) saw(r > 0 ? 'claim kept what the interest dropped in P' : 'claim gave back what the interest dropped');
         me.data = 0;
-        const via = me.want === FROM_QUEUE ? 'claimQueued, then dropUnwanted' : 'claim, then dropUnwanted';
-        me.want = 0;
+        const via = me.fromQueue ? 'claimQueued, then dropUnwanted' : 'claim, then dropUnwanted';
+        delete me.fromQueue;
         if (r > 0) return deliver(w, me, me.gen, r, via);
         me.pc = r === GIVEN_BACK_PUSH ? 'push' : 'wait';
       }),
@@ -820,9 +822,6 @@ export function edgeWaiter(options: EdgeWaiterOptions): Program {
   };
 }
 
-/** `Actor.want` of an EDGE waiter in 'edge-recheck' whose claim came from the ready queue. */
-const FROM_QUEUE = 1;
-
 /**
  * A delivery's force: exactly one was pending, and a deadline's says TIMEOUT. Counted delivered
  * from here: a force set again in F from now on is a newer one.
@@ -850,7 +849,7 @@ function recheck(w: World, me: Actor, gen: number, flags: number, fromQueue: boo
   countForce(w, gen, flags, fromQueue ? 'claimQueued' : 'claim');
   me.gen = gen;
   me.data = flags;
-  me.want = fromQueue ? FROM_QUEUE : 0;
+  me.fromQueue = fromQueue;
   me.pc = 'edge-recheck';
 }
 
