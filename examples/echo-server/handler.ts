@@ -199,6 +199,8 @@ export function setup({ reactor, index, data }: WorkerContext<ServerData>): Even
   const all = reactor.stateBuffer;
   const states = new DataView(all.buffer, all.byteOffset, all.byteLength);
   const scratch = Buffer.alloc(BUFFER_BYTES);
+  // The scratch's HTTP output as a view of its own: a send from an offset would make one per call.
+  const httpOut = scratch.subarray(HTTP_OUT_AT);
   const c = new Connection(states, new BufferPool(data.buffers), connections, scratch);
   const accepted = new Int32Array(ACCEPT_BATCH);
   const request = new HttpRequest();
@@ -214,6 +216,8 @@ export function setup({ reactor, index, data }: WorkerContext<ServerData>): Even
    * a short read then leaves the end of stream unread, and no edge will announce it again.
    */
   let hangup = false;
+  /** Whether a send of this delivery took less than offered: the socket is full until WRITABLE. */
+  let full = false;
 
   function onListener(token: number, kind: Kind, at: number): void {
     const fd = states.getInt32(at + FD, true);
@@ -292,6 +296,7 @@ export function setup({ reactor, index, data }: WorkerContext<ServerData>): Even
     c.load(token, kind, at);
     mayHaveMore = false;
     hangup = (flags & Ready.HANGUP) !== 0;
+    full = false;
     if (c.handledBy(thread)) shared.add(C.handoffs, 1);
     if (flags & Ready.TIMEOUT && onTimeout()) return;
     let finished: boolean;
@@ -462,7 +467,7 @@ export function setup({ reactor, index, data }: WorkerContext<ServerData>): Even
   function dropBody(): boolean {
     const n = Math.min(c.bodyLeft, c.reqLen);
     if (n > 0) {
-      c.mem.copyWithin(c.reqAt, c.reqAt + n, c.reqAt + c.reqLen);
+      if (n < c.reqLen) c.mem.copyWithin(c.reqAt, c.reqAt + n, c.reqAt + c.reqLen);
       c.reqLen -= n;
       c.bodyLeft -= n;
     }
@@ -472,7 +477,8 @@ export function setup({ reactor, index, data }: WorkerContext<ServerData>): Even
   /** Parses the head of `length` bytes at the start of the buffer and queues its answer. */
   function respond(length: number): void {
     const status = parseHead(c.mem, c.reqAt, c.reqAt + length, request);
-    c.mem.copyWithin(c.reqAt, c.reqAt + length, c.reqAt + c.reqLen);
+    // copyWithin is a call into the runtime even for no bytes: most heads are all that was read.
+    if (length < c.reqLen) c.mem.copyWithin(c.reqAt, c.reqAt + length, c.reqAt + c.reqLen);
     c.reqLen -= length;
     c.headStarted = 0; // the next head's timer starts when this delivery ends
     if (status === BLANK) return;
@@ -497,18 +503,21 @@ export function setup({ reactor, index, data }: WorkerContext<ServerData>): Even
     }
   }
 
-  /** Sends the pending output until it is gone or the socket takes no more. */
+  /**
+   * Sends the pending output until it is gone or the socket takes no more. Once a send was
+   * partial, the rest waits for WRITABLE: another try in this delivery would only fail.
+   */
   function flush(): void {
-    while (c.outLen > 0) {
-      const n = net.send(c.fd, c.mem, c.outAt, c.outLen);
+    while (c.outLen > 0 && !full) {
+      const n = c.mem === scratch && c.outAt === HTTP_OUT_AT ? net.send(c.fd, httpOut, 0, c.outLen) : net.send(c.fd, c.mem, c.outAt, c.outLen);
       if (n > 0) {
         shared.add(C.bytesOut, n);
-        c.mem.copyWithin(c.outAt, c.outAt + n, c.outAt + c.outLen);
+        if (n < c.outLen) c.mem.copyWithin(c.outAt, c.outAt + n, c.outAt + c.outLen);
         c.outLen -= n;
       }
       if (c.outLen > 0) {
         shared.add(C.partialSends, 1);
-        return;
+        full = true;
       }
     }
   }

@@ -140,8 +140,10 @@ export function parseHead(buf: Buffer, start: number, end: number, req: HttpRequ
   if (!targetFits(req.method, req.target)) return 400;
 
   // field-line = field-name ":" OWS field-value OWS CRLF
+  // Fields go in by index, and the length is cut once at the end: setting an array's length is
+  // a call into the runtime, and cutting it to 0 frees the room the next request fills again.
   const headers = req.headers;
-  headers.length = 0;
+  let fields = 0;
   let hosts = 0;
   let contentLength = -1;
   let chunked = false;
@@ -160,7 +162,8 @@ export function parseHead(buf: Buffer, start: number, end: number, req: HttpRequ
     if (buf[i] !== CR || buf[i + 1] !== LF) return 400; // a control character, or a bare CR
     i += 2;
     const value = buf.toString('latin1', valueAt, valueEnd);
-    headers.push(intern(buf, nameAt, nameEnd, FIELD_NAMES), value);
+    headers[fields++] = intern(buf, nameAt, nameEnd, FIELD_NAMES);
+    headers[fields++] = value;
     if (nameIs(buf, nameAt, nameEnd, 'content-length')) {
       // One field with one value (RFC 9112 §6.3): a list, even of equal values, is refused.
       if (contentLength !== -1 || !/^\d{1,15}$/.test(value)) return 400;
@@ -174,6 +177,7 @@ export function parseHead(buf: Buffer, start: number, end: number, req: HttpRequ
       keepAlive ||= KEEP_ALIVE.test(value);
     }
   }
+  if (headers.length !== fields) headers.length = fields;
   if (buf[i + 1] !== LF || i + 2 !== end) return 400;
   // RFC 9112 §3.2: an HTTP/1.1 request has exactly one Host, any request at most one.
   if (hosts > 1 || (hosts === 0 && req.minor === 1)) return 400;
