@@ -63,8 +63,9 @@ export function header(kind: Kind, fd: number, cell: number, now: number, deadli
 /** Milliseconds on the process-wide monotonic clock, the same in every thread. */
 export const now: () => number = (() => {
   const [s, ns] = process.hrtime();
-  const offset = s * 1e3 + ns / 1e6 - performance.now();
-  return () => performance.now() + offset;
+  const clock = performance; // read once: the global is an accessor that calls a getter each time
+  const offset = s * 1e3 + ns / 1e6 - clock.now();
+  return () => clock.now() + offset;
 })();
 
 /** The counters, in the order of the shared BigInt64Array. */

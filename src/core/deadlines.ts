@@ -2,6 +2,12 @@
 import { FIRST_BYTES, fixedProblem, recycle, sharedBuffer } from './shared-memory.js';
 import { lock, unlock } from './mutex.js';
 
+/**
+ * The monotonic clock. The global `performance` is a lazy accessor of globalThis, so each read
+ * of it calls a getter; read once here, `clock.now()` is a plain method call on every wait.
+ */
+export const clock: { now(): number } = performance;
+
 const LOCK = 0;
 const COUNT = 1;
 /** The earliest deadline, whole ms after the clock's base (rounded up), or NONE. Read without the lock. */
@@ -38,7 +44,7 @@ function monotonicMs(): number {
 /**
  * A binary min-heap of (time, slot, generation) with a slot → position index, so setting,
  * moving and cancelling a registration's deadline are O(log n), under a mutex. Each thread
- * reads the clock as `performance.now()` plus an offset taken once, so `now()` costs no
+ * reads the clock as `clock.now()` plus an offset taken once, so `now()` costs no
  * allocation; the earliest time sits in one Int32 that waiters read with a single atomic load.
  */
 export class Deadlines {
@@ -48,7 +54,7 @@ export class Deadlines {
   private gens!: Int32Array;
   /** Per slot: its position in the heap plus one, or 0 when it has no deadline. */
   private position!: Int32Array;
-  /** performance.now() + offset = ms since the base, in this thread. */
+  /** clock.now() + offset = ms since the base, in this thread. */
   private readonly offset: number;
 
   static create(capacity: number): Deadlines {
@@ -85,7 +91,7 @@ export class Deadlines {
   constructor(readonly memory: DeadlineMemory) {
     this.header = new Int32Array(memory.header);
     this.views();
-    this.offset = monotonicMs() - memory.base - performance.now();
+    this.offset = monotonicMs() - memory.base - clock.now();
   }
 
   /** Under the lock (or before sharing): views as large as the arrays are now. */
@@ -120,7 +126,7 @@ export class Deadlines {
 
   /** Milliseconds since the base, in this thread. */
   now(): number {
-    return performance.now() + this.offset;
+    return clock.now() + this.offset;
   }
 
   /** The earliest deadline (ms since the base, rounded up), or NONE. */

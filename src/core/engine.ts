@@ -6,7 +6,7 @@
 import { rearmEach, RawEvents, type Backend } from './backend.js';
 import { closedError, notLive, ReactorError } from './errors.js';
 import type { Events } from './events.js';
-import { NONE } from './deadlines.js';
+import { clock, NONE } from './deadlines.js';
 import type { LoopSource } from './loop.js';
 import { NOTIFIED, recycleMemory, SLEEPERS, type ReactorMemory } from './memory.js';
 import { RearmBatch } from './rearm-batch.js';
@@ -208,7 +208,7 @@ export class Engine {
   private collect(events: Events, timeout: number): number {
     const { signals, queue, lifetime } = this.memory;
     const backend = this.backend;
-    const start = timeout > 0 ? performance.now() : 0;
+    const start = timeout > 0 ? clock.now() : 0;
     let remaining = timeout;
     for (;;) {
       const sleep = this.fireDeadlines(remaining);
@@ -255,7 +255,7 @@ export class Engine {
       }
       if (remaining === 0) return 0;
       if (remaining > 0) {
-        remaining = Math.ceil(timeout - (performance.now() - start));
+        remaining = Math.ceil(timeout - (clock.now() - start));
         if (remaining <= 0) return 0;
       }
     }

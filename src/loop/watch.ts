@@ -3,6 +3,7 @@
  * reactor's fd with Node's libuv (through koffi's uv_poll binding) and take events with
  * non-blocking waits, so the loop never blocks and no thread-pool slot is used.
  */
+import { clock } from '../core/deadlines.js';
 import type { Events } from '../core/events.js';
 import type { LoopDriver, LoopSource, StopWatching } from '../core/loop.js';
 import { pollReadable } from '../sys/uv.js';
@@ -72,9 +73,9 @@ function onReady(source: LoopSource, look: () => Look): StopWatching {
  */
 function watch(source: LoopSource, events: Events, onEvents: (events: Events, n: number) => void): StopWatching {
   return onReady(source, () => {
-    const start = performance.now();
+    const start = clock.now();
     try {
-      for (let batch = 0; batch < BATCHES_PER_TURN && performance.now() - start < MS_PER_TURN; batch++) {
+      for (let batch = 0; batch < BATCHES_PER_TURN && clock.now() - start < MS_PER_TURN; batch++) {
         const n = source.poll(events);
         if (n === 0) return 'idle';
         onEvents(events, n);
