@@ -199,7 +199,7 @@ export function setup({ reactor, index, data }: WorkerContext<ServerData>): Even
   const all = reactor.stateBuffer;
   const states = new DataView(all.buffer, all.byteOffset, all.byteLength);
   const scratch = Buffer.alloc(BUFFER_BYTES);
-  // The scratch's HTTP output as a view of its own: a send from an offset would make one per call.
+  // The scratch's HTTP output area as a view made once: a send from an offset makes a view per call.
   const httpOut = scratch.subarray(HTTP_OUT_AT);
   const c = new Connection(states, new BufferPool(data.buffers), connections, scratch);
   const accepted = new Int32Array(ACCEPT_BATCH);
