@@ -1,5 +1,5 @@
 /** Per-registration deadlines that fire FORCEOS with TIMEOUT: a shared min-heap, no fd each. */
-import { FIRST_BYTES, fixedProblem, recycle, sharedBuffer } from './shared-memory.js';
+import { fixedProblem, recycle, sharedBuffer } from './shared-memory.js';
 import { lock, unlock } from './mutex.js';
 
 /**
@@ -12,12 +12,12 @@ const LOCK = 0;
 const COUNT = 1;
 /** The earliest deadline, whole ms after the clock's base (rounded up), or NONE. Read without the lock. */
 const EARLIEST = 2;
-/** Heap entries and slots the arrays hold now: they grow with the slots given deadlines. */
-const SIZE = 3;
+/**
+ * The highest slot ever given a deadline, plus one: how far the arrays were written (the heap
+ * never holds more entries than that), so that recycling zeroes no more.
+ */
+const REACH = 3;
 const HEADER = 4;
-
-/** Entries and slots the arrays first hold: a page of Int32s. */
-const FIRST_SIZE = FIRST_BYTES / 4;
 
 /** No deadline pending. */
 export const NONE = 0x7fffffff;
@@ -49,16 +49,15 @@ function monotonicMs(): number {
  */
 export class Deadlines {
   private readonly header: Int32Array;
-  private times!: Float64Array;
-  private slots!: Int32Array;
-  private gens!: Int32Array;
+  private readonly times: Float64Array;
+  private readonly slots: Int32Array;
+  private readonly gens: Int32Array;
   /** Per slot: its position in the heap plus one, or 0 when it has no deadline. */
-  private position!: Int32Array;
+  private readonly position: Int32Array;
   /** clock.now() + offset = ms since the base, in this thread. */
   private readonly offset: number;
 
   static create(capacity: number): Deadlines {
-    const size = Math.min(capacity, FIRST_SIZE);
     const ints = (): SharedArrayBuffer => sharedBuffer(capacity * 4);
     const memory = {
       capacity,
@@ -71,7 +70,6 @@ export class Deadlines {
     };
     const header = new Int32Array(memory.header);
     header[EARLIEST] = NONE;
-    header[SIZE] = size;
     return new Deadlines(memory);
   }
 
@@ -90,36 +88,17 @@ export class Deadlines {
 
   constructor(readonly memory: DeadlineMemory) {
     this.header = new Int32Array(memory.header);
-    this.views();
+    this.times = new Float64Array(memory.times);
+    this.slots = new Int32Array(memory.slots);
+    this.gens = new Int32Array(memory.gens);
+    this.position = new Int32Array(memory.position);
     this.offset = monotonicMs() - memory.base - clock.now();
-  }
-
-  /** Under the lock (or before sharing): views as large as the arrays are now. */
-  private views(): void {
-    const { times, slots, gens, position } = this.memory;
-    const size = this.header[SIZE]!;
-    this.times = new Float64Array(times, 0, size);
-    this.slots = new Int32Array(slots, 0, size);
-    this.gens = new Int32Array(gens, 0, size);
-    this.position = new Int32Array(position, 0, size);
-  }
-
-  /**
-   * Under the lock: this thread's views brought up to date, and the arrays' reach grown to hold
-   * `slot` (the heap never holds more entries than slots have been given deadlines).
-   */
-  private reach(slot: number): void {
-    const h = this.header;
-    if (slot >= h[SIZE]!) {
-      h[SIZE] = Math.min(this.memory.capacity, Math.max(slot + 1, h[SIZE]! * 2));
-    }
-    if (this.position.length !== h[SIZE]) this.views();
   }
 
   /** Gives the buffers to this thread's pool, once no thread can reach the deadlines any more. */
   recycle(): void {
     const { times, slots, gens, position } = this.memory;
-    const reach = Atomics.load(this.header, SIZE);
+    const reach = Atomics.load(this.header, REACH);
     recycle(times, reach * 8);
     for (const ints of [slots, gens, position]) recycle(ints, reach * 4);
   }
@@ -138,7 +117,7 @@ export class Deadlines {
   set(slot: number, gen: number, at: number): boolean {
     lock(this.header, LOCK);
     try {
-      this.reach(slot);
+      if (slot >= this.header[REACH]!) this.header[REACH] = slot + 1;
       let i = this.position[slot]! - 1;
       const added = i < 0;
       if (added) {
@@ -160,12 +139,9 @@ export class Deadlines {
 
   /** Removes slot's deadline, if it has one. */
   cancel(slot: number): void {
-    // A slot past this thread's view may have been given a deadline by another thread.
-    if (slot < this.position.length && this.position[slot] === 0) return;
+    if (this.position[slot] === 0) return;
     lock(this.header, LOCK);
     try {
-      if (slot >= this.header[SIZE]!) return;
-      this.reach(slot);
       const i = this.position[slot]! - 1;
       if (i >= 0) this.removeAt(i);
       this.publish();
@@ -181,7 +157,6 @@ export class Deadlines {
   takeDue(now: number, fire: (slot: number, gen: number) => void): void {
     lock(this.header, LOCK);
     try {
-      this.reach(0);
       while (this.header[COUNT]! > 0 && this.times[0]! <= now) {
         const slot = this.slots[0]!;
         const gen = this.gens[0]!;

@@ -1,9 +1,10 @@
 /**
  * The reactor's shared memory: each structure's buffer is made at its full size, of which the
  * kernel commits only the pages first touched, and each structure fills its buffer from the
- * start and records how far it reaches (its size, doubled as slots are used), so memory follows
- * the registrations used, not the capacity. Threads index fixed-length views of that reach, made
- * again when they meet an index past them.
+ * start and records how far it reaches, so memory follows the registrations used, not the
+ * capacity. Where the reach is part of the structure (the table's rings and fd hash, the ready
+ * queue's ring, each doubled as slots are used), threads index fixed-length views of it, made
+ * again when they meet an index past them; the deadline heap only records it, for recycling.
  *
  * A closed reactor's buffers are recycled by the thread that frees it, when no other thread is
  * attached: a SharedArrayBuffer dropped is freed only by the garbage collector, which V8 does not
