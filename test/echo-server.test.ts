@@ -10,6 +10,7 @@ import { readdirSync, readFileSync } from 'node:fs';
 import * as nodeNet from 'node:net';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { fileURLToPath } from 'node:url';
+import { Worker } from 'node:worker_threads';
 import { afterEach, it } from 'vitest';
 import { startServer, type Server, type ServerMode, type ServerOptions } from '../examples/echo-server/server.js';
 import { BufferPool } from '../examples/echo-server/buffers.js';
@@ -620,16 +621,67 @@ it('cli_refuses_and_counts_connections_beyond_max_connections', async () => {
   assert.deepEqual(acceptedAndRefused(out.stdout), [max, extra]);
 });
 
-it('the_buffer_pool_gives_the_buffer_freed_last_first_and_counts_those_in_use', () => {
-  const pool = new BufferPool(BufferPool.create(3).buffer);
-  const taken = [pool.take(), pool.take()];
-  assert.deepEqual(taken, [0, 1], 'fresh buffers in order');
-  pool.giveBack(0);
+it('the_buffer_pool_gives_the_lowest_free_buffer_first_and_counts_those_in_use', () => {
+  const pool = new BufferPool(BufferPool.create(35).buffer);
+  const taken = Array.from({ length: 34 }, () => pool.take());
+  assert.deepEqual(taken, Array.from({ length: 34 }, (_, i) => i), 'fresh buffers in order, across a bitmap word');
+  pool.giveBack(33);
   pool.giveBack(1);
+  assert.equal(pool.inUse(), 32);
+  assert.deepEqual([pool.take(), pool.take(), pool.take()], [1, 33, 34], 'the lowest free first, then the next');
+  assert.equal(pool.inUse(), 35);
+  assert.throws(() => pool.take(), /no buffer free: all 35 are taken/);
+});
+
+it('the_buffer_pool_never_gives_one_buffer_to_two_threads_at_once', async () => {
+  const threads = 4;
+  const rounds = 50_000;
+  // Each thread holds at most 8, so 4 threads never run the pool of 40 dry.
+  const pool = BufferPool.create(40);
+  const code = `
+    const { workerData, parentPort } = require('node:worker_threads');
+    import(workerData.url).then(({ BufferPool, BUFFER_BYTES }) => {
+      const pool = new BufferPool(workerData.buffer);
+      const me = workerData.id;
+      const held = [];
+      let takes = 0;
+      let clashes = 0;
+      for (let i = 0; i < workerData.rounds; i++) {
+        if (held.length < 8 && (held.length === 0 || (i * 7919) % 3 !== 0)) {
+          const b = pool.take();
+          takes++;
+          if (pool.bytes[b * BUFFER_BYTES] !== 0) clashes++; // another thread holds it
+          pool.bytes[b * BUFFER_BYTES] = me;
+          held.push(b);
+        } else {
+          const b = held.shift();
+          if (pool.bytes[b * BUFFER_BYTES] !== me) clashes++;
+          pool.bytes[b * BUFFER_BYTES] = 0;
+          pool.giveBack(b);
+        }
+      }
+      for (const b of held) {
+        pool.bytes[b * BUFFER_BYTES] = 0;
+        pool.giveBack(b);
+      }
+      parentPort.postMessage({ takes, clashes });
+    });`;
+  const url = new URL('../examples/echo-server/buffers.js', import.meta.url).href;
+  const results = await Promise.all(
+    Array.from({ length: threads }, (_, i) => {
+      const worker = new Worker(code, { eval: true, workerData: { url, buffer: pool.buffer, id: i + 1, rounds } });
+      return new Promise<{ takes: number; clashes: number }>((resolve, reject) => {
+        worker.once('message', resolve);
+        worker.once('error', reject);
+      }).finally(() => worker.terminate());
+    }),
+  );
+  const takes = results.reduce((sum, r) => sum + r.takes, 0);
+  const clashes = results.reduce((sum, r) => sum + r.clashes, 0);
+  console.log(`buffer pool: ${threads} threads, ${takes} takes and as many give-backs, ${clashes} buffers held by two threads at once`);
+  assert.equal(clashes, 0);
+  assert.ok(takes >= rounds, `the threads took buffers (${takes})`);
   assert.equal(pool.inUse(), 0);
-  assert.deepEqual([pool.take(), pool.take(), pool.take()], [1, 0, 2], 'the free list, last freed first, then a fresh one');
-  assert.equal(pool.inUse(), 3);
-  assert.throws(() => pool.take(), /no buffer free/);
 });
 
 /** Opens `count` HTTP clients that each send part of a request head and wait: each holds a buffer. */
