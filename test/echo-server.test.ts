@@ -14,6 +14,7 @@ import { Worker } from 'node:worker_threads';
 import { afterEach, it } from 'vitest';
 import { startServer, type Server, type ServerMode, type ServerOptions } from '../examples/echo-server/server.js';
 import { BufferPool } from '../examples/echo-server/buffers.js';
+import type { PoolWork, PoolWorkDone } from './support/buffer-pool-worker.js';
 import { Connections } from '../examples/echo-server/shared.js';
 import { headLength, HttpRequest, parseHead, PARSED } from '../examples/echo-server/http.js';
 import * as net from '../src/net/index.js';
@@ -636,41 +637,14 @@ it('the_buffer_pool_gives_the_lowest_free_buffer_first_and_counts_those_in_use',
 it('the_buffer_pool_never_gives_one_buffer_to_two_threads_at_once', async () => {
   const threads = 4;
   const rounds = 50_000;
-  // Each thread holds at most 8, so 4 threads never run the pool of 40 dry.
+  const most = 8;
+  // 4 threads of at most 8 each never run the pool of 40 dry.
   const pool = BufferPool.create(40);
-  const code = `
-    const { workerData, parentPort } = require('node:worker_threads');
-    import(workerData.url).then(({ BufferPool, BUFFER_BYTES }) => {
-      const pool = new BufferPool(workerData.buffer);
-      const me = workerData.id;
-      const held = [];
-      let takes = 0;
-      let clashes = 0;
-      for (let i = 0; i < workerData.rounds; i++) {
-        if (held.length < 8 && (held.length === 0 || (i * 7919) % 3 !== 0)) {
-          const b = pool.take();
-          takes++;
-          if (pool.bytes[b * BUFFER_BYTES] !== 0) clashes++; // another thread holds it
-          pool.bytes[b * BUFFER_BYTES] = me;
-          held.push(b);
-        } else {
-          const b = held.shift();
-          if (pool.bytes[b * BUFFER_BYTES] !== me) clashes++;
-          pool.bytes[b * BUFFER_BYTES] = 0;
-          pool.giveBack(b);
-        }
-      }
-      for (const b of held) {
-        pool.bytes[b * BUFFER_BYTES] = 0;
-        pool.giveBack(b);
-      }
-      parentPort.postMessage({ takes, clashes });
-    });`;
-  const url = new URL('../examples/echo-server/buffers.js', import.meta.url).href;
   const results = await Promise.all(
     Array.from({ length: threads }, (_, i) => {
-      const worker = new Worker(code, { eval: true, workerData: { url, buffer: pool.buffer, id: i + 1, rounds } });
-      return new Promise<{ takes: number; clashes: number }>((resolve, reject) => {
+      const work: PoolWork = { buffer: pool.buffer, id: i + 1, rounds, most };
+      const worker = new Worker(new URL('./support/buffer-pool-worker.js', import.meta.url), { workerData: work });
+      return new Promise<PoolWorkDone>((resolve, reject) => {
         worker.once('message', resolve);
         worker.once('error', reject);
       }).finally(() => worker.terminate());

@@ -13,9 +13,8 @@ export const BUFFER_BYTES = 16384;
 
 /** Control words (Int32), at the end of the pool's memory. */
 const COUNT = 0;
-const IN_USE = 1;
 /** The first bitmap word that may have a free buffer: where take() starts looking. */
-const FIRST_FREE = 2;
+const FIRST_FREE = 1;
 /** The control words fill a cache line of their own. */
 const CONTROL_INTS = 16;
 
@@ -55,13 +54,12 @@ export class BufferPool {
     this.taken = new Int32Array(buffer, count * BUFFER_BYTES, Math.ceil(count / 32));
   }
 
-  /** Takes the lowest free buffer; returns its index. */
+  /** Takes a free buffer, the first from FIRST_FREE on; returns its index. */
   take(): number {
     // FIRST_FREE only saves a scan: a race can leave it past a free buffer, so a miss looks again from 0.
     const index = this.takeFrom(Atomics.load(this.control, FIRST_FREE)) ?? this.takeFrom(0);
     // The pool has a buffer for every connection the reactor can hold: a leak, if this happens.
     if (index === undefined) throw new Error(`no buffer free: all ${this.control[COUNT]} are taken`);
-    Atomics.add(this.control, IN_USE, 1);
     return index;
   }
 
@@ -69,7 +67,6 @@ export class BufferPool {
   giveBack(index: number): void {
     const word = index >> 5;
     Atomics.and(this.taken, word, ~(1 << (index & 31)));
-    Atomics.sub(this.control, IN_USE, 1);
     for (let first = Atomics.load(this.control, FIRST_FREE); first > word; ) {
       const seen = Atomics.compareExchange(this.control, FIRST_FREE, first, word);
       if (seen === first) break;
@@ -77,9 +74,13 @@ export class BufferPool {
     }
   }
 
-  /** Buffers taken and not given back. */
+  /** Buffers taken and not given back: the bits set, less those past the last buffer. */
   inUse(): number {
-    return Atomics.load(this.control, IN_USE);
+    let set = 0;
+    for (let word = 0; word < this.taken.length; word++) {
+      for (let bits = Atomics.load(this.taken, word); bits !== 0; bits &= bits - 1) set++;
+    }
+    return set - (this.taken.length * 32 - this.control[COUNT]!);
   }
 
   private takeFrom(start: number): number | undefined {
